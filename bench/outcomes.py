@@ -1,0 +1,42 @@
+"""The statuses a case can end with, and how an exception maps to one.
+
+Shared by the suites (which raise), the worker (which classifies) and the runner/results
+(which record and show them).
+"""
+
+from __future__ import annotations
+
+OK = "ok"
+SKIPPED = "skipped"  # a requirement is not installed
+UNSUPPORTED = "unsupported"  # the framework cannot express the scenario exactly
+FAILED = "failed"  # the plugin raised
+DIVERGED = "diverged"  # the loss became NaN or infinite
+OUT_OF_MEMORY = "out-of-memory"
+TIMEOUT = "timeout"  # killed after the case's time limit
+CRASHED = "crashed"  # the worker process died without reporting (segfault, SIGKILL, ...)
+INTERRUPTED = "interrupted"  # Ctrl-C; `bench run --resume` runs it again
+
+STATUSES = (
+    OK,
+    SKIPPED,
+    UNSUPPORTED,
+    FAILED,
+    DIVERGED,
+    OUT_OF_MEMORY,
+    TIMEOUT,
+    CRASHED,
+    INTERRUPTED,
+)
+NOT_RUN = (SKIPPED, UNSUPPORTED)
+
+
+class Diverged(ArithmeticError):
+    """The training loss is no longer a finite number."""
+
+
+def classify(error: BaseException) -> str:
+    if isinstance(error, Diverged):
+        return DIVERGED
+    if isinstance(error, MemoryError):
+        return OUT_OF_MEMORY
+    return FAILED

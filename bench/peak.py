@@ -1,0 +1,193 @@
+"""The machine's physical limits at one thread count: GEMM rate and memory bandwidth.
+
+Cases report achieved GFLOP/s as a share of these. The measurement runs in a fresh process
+(`python -m bench.peak --threads N`) because BLAS reads its thread caps once, when NumPy is
+imported: this module imports NumPy only after `limit_environment` has set them.
+
+Each figure is the best repetition, not the median: interrupts, neighbours and frequency
+dips only ever slow a repetition down, so the fastest one is the closest estimate of what
+the hardware can do, which is what "share of peak" divides by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench import threads as thread_limits
+
+GEMM_SIZES = (1024, 1536, 2048)
+# Share of the time budget for each measurement: float32 GEMM, float64 GEMM, bandwidth.
+BUDGET_SHARES = (0.5, 0.25, 0.25)
+MIN_REPETITIONS = 2
+MAX_REPETITIONS = 50
+BANDWIDTH_ARRAY_BYTES = 256 * 2**20
+
+
+def measure_in_subprocess(threads: int, seconds: float = 1.0, timeout: float = 120) -> dict:
+    """Run `python -m bench.peak` in a fresh process; on any failure, a dict with "error"."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.peak",
+        "--threads",
+        str(threads),
+        "--seconds",
+        str(seconds),
+    ]
+    package_root = str(Path(__file__).resolve().parent.parent)
+    environment = {**os.environ, **thread_limits.thread_environment(threads)}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        path for path in (package_root, os.environ.get("PYTHONPATH")) if path
+    )
+    failure = {"threads": threads, "command": command}
+    try:
+        completed = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=environment,
+        )
+    except subprocess.TimeoutExpired:
+        return {**failure, "error": f"peak measurement took longer than {timeout} s"}
+    except OSError as error:
+        return {**failure, "error": f"could not start the peak measurement: {error}"}
+    if completed.returncode != 0:
+        return {
+            **failure,
+            "error": f"peak measurement exited with status {completed.returncode}: "
+            f"{_tail(completed.stderr) or 'no error output'}",
+        }
+    lines = completed.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {
+            **failure,
+            "error": f"peak measurement printed no JSON result: {_tail(completed.stdout)!r}",
+        }
+    if not isinstance(result, dict):
+        return {**failure, "error": f"peak measurement printed {type(result).__name__}, not a dict"}
+    return result
+
+
+def measure(threads: int, seconds: float) -> dict[str, Any]:
+    """Measure in this process; NumPy must not have been imported with other thread caps."""
+    started = time.perf_counter()
+    gemm_seconds, gemm_f64_seconds, bandwidth_seconds = (seconds * s for s in BUDGET_SHARES)
+    gemm_n, gemm_gflops = _gemm_gflops("float32", gemm_seconds)
+    gemm_f64_n, gemm_f64_gflops = _gemm_gflops("float64", gemm_f64_seconds)
+    bandwidth_bytes, bandwidth_gbs = _bandwidth_gbs(threads, bandwidth_seconds)
+    return {
+        "threads": threads,
+        "gemm_gflops": gemm_gflops,
+        "gemm_n": gemm_n,
+        "gemm_f64_gflops": gemm_f64_gflops,
+        "gemm_f64_n": gemm_f64_n,
+        "bandwidth_gbs": bandwidth_gbs,
+        "bandwidth_array_bytes": bandwidth_bytes,
+        "statistic": "best repetition",
+        "seconds_requested": seconds,
+        "seconds_taken": time.perf_counter() - started,
+        "thread_settings": thread_limits.describe(),
+    }
+
+
+def _gemm_gflops(dtype: str, seconds: float) -> tuple[int, float]:
+    """Best GFLOP/s of C = A @ B, with n the largest size whose call fits the budget
+    MIN_REPETITIONS times: small matrices under-use the cores, large ones overrun the budget."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for index, n in enumerate(GEMM_SIZES):
+        a, b = rng.random((n, n), dtype=dtype), rng.random((n, n), dtype=dtype)
+        out = np.empty((n, n), dtype=dtype)
+        elapsed = _time(lambda a=a, b=b, out=out: np.matmul(a, b, out=out))  # also the warm-up
+        if index + 1 == len(GEMM_SIZES):
+            break
+        next_call = elapsed * (GEMM_SIZES[index + 1] / n) ** 3
+        if next_call * MIN_REPETITIONS > seconds:
+            break
+    best = _best_time(lambda: np.matmul(a, b, out=out), seconds)
+    return n, 2 * n**3 / best / 1e9
+
+
+def _bandwidth_gbs(threads: int, seconds: float) -> tuple[int, float]:
+    """Best GB/s of a large array copy, split over `threads` threads (NumPy's copy releases
+    the GIL but is single-threaded). Counts read + write bytes, as STREAM's copy does."""
+    import numpy as np
+
+    # Each array at least as large as the last-level cache, so the copy streams from memory.
+    try:
+        cache_bytes = os.sysconf("SC_LEVEL3_CACHE_SIZE")
+    except (ValueError, OSError):
+        cache_bytes = 0
+    array_bytes = max(BANDWIDTH_ARRAY_BYTES, cache_bytes)
+    source = np.ones(array_bytes // 8, dtype=np.float64)
+    destination = np.zeros_like(source)
+    chunks = [(destination[part], source[part]) for part in _slices(source.size, threads)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+
+        def copy() -> None:
+            list(pool.map(lambda chunk: np.copyto(*chunk), chunks))
+
+        copy()  # warm-up: first-touch page faults and thread start-up
+        best = _best_time(copy, seconds)
+    return source.nbytes, 2 * source.nbytes / best / 1e9
+
+
+def _slices(size: int, parts: int) -> list[slice]:
+    bounds = [size * i // parts for i in range(parts + 1)]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+
+
+def _best_time(run, seconds: float) -> float:
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < MIN_REPETITIONS or (
+        time.perf_counter() < deadline and len(times) < MAX_REPETITIONS
+    ):
+        times.append(_time(run))
+    return min(times)
+
+
+def _time(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.peak", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--threads", type=int, required=True, help="thread count to measure at")
+    parser.add_argument("--seconds", type=float, default=1.0, help="time budget (default 1)")
+    arguments = parser.parse_args(argv)
+    if arguments.threads < 1:
+        parser.error("--threads must be at least 1")
+    if "numpy" in sys.modules:
+        parser.error("NumPy was imported before the thread caps were set; run in a new process")
+    thread_limits.limit_environment(arguments.threads)
+    import numpy  # noqa: F401  (imported only now, under the caps)
+
+    thread_limits.apply_to_frameworks(arguments.threads)
+    print(json.dumps(measure(arguments.threads, arguments.seconds)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""The results store: `results/<run-id>/` and the tidy tables made from it.
+
+    run.json                 what was asked, the plan, environment fingerprint, machine peak
+    cases/<case-id>.json     one record per finished case: status, reason, every round
+    benchmarks/<case-id>.json  pytest-benchmark's own JSON (`pytest-benchmark compare` reads it)
+    rounds.csv, curves.csv, summary.csv   tidy pandas tables, rebuilt after every case
+
+Every file is written to a temporary name and renamed into place, so an interrupted run never
+leaves a half-written file, and `--resume` knows exactly which cases are done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from bench import outcomes
+from bench.scenarios import SCENARIOS
+from bench.stats import describe
+
+RESULTS_ENV = "BENCH_RESULTS_DIR"
+CASE_COLUMNS = [
+    "case_id",
+    "scenario",
+    "implementation",
+    "model",
+    "framework",
+    "threads",
+    "device",
+    "profile",
+    "dataset",
+]
+# Round metrics summarised by their median in summary.csv (train time gets the full spread).
+MEDIAN_COLUMNS = [
+    "cpu_seconds",
+    "effective_cores",
+    "utilisation",
+    "peak_rss_bytes",
+    "samples_per_second",
+    "gflops",
+    "peak_share",
+    "loss",
+    "train_accuracy",
+    "test_accuracy",
+    "time_to_target_seconds",
+    "inertia",
+    "adjusted_rand_index",
+    "n_iter",
+    "seconds_per_iteration",
+    "predict_seconds_per_sample",
+]
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+def results_root(directory: str | os.PathLike | None = None) -> Path:
+    """`--results-dir`, else `$BENCH_RESULTS_DIR`, else ./results."""
+    return Path(directory or os.environ.get(RESULTS_ENV) or "results")
+
+
+def new_run_id(profile: str) -> str:
+    return f"{dt.datetime.now():%Y%m%d-%H%M%S}-{profile}"
+
+
+def latest_run_id(root: Path) -> str | None:
+    """Run ids start with their creation time, so the greatest is the latest."""
+    runs = sorted(p.parent.name for p in root.glob("*/run.json")) if root.is_dir() else []
+    return runs[-1] if runs else None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: object) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default, allow_nan=True))
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in JSON")
+
+
+def _atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+class RunStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @property
+    def run_id(self) -> str:
+        return self.directory.name
+
+    @classmethod
+    def create(cls, root: Path, run_id: str, meta: dict) -> RunStore:
+        store = cls(root / run_id)
+        store.directory.mkdir(parents=True, exist_ok=False)
+        atomic_write_json(store.directory / "run.json", {"run_id": run_id, **meta})
+        return store
+
+    @classmethod
+    def open(cls, root: Path, run_id: str) -> RunStore:
+        directory = Path(run_id) if Path(run_id).is_dir() else root / run_id
+        if not (directory / "run.json").is_file():
+            runs = sorted(p.parent.name for p in root.glob("*/run.json")) if root.is_dir() else []
+            hint = f"; runs in {root}: {', '.join(runs[-5:])}" if runs else f"; {root} has no runs"
+            raise RunNotFound(f"no run {run_id!r} in {root}{hint}")
+        return cls(directory)
+
+    @property
+    def meta(self) -> dict:
+        return json.loads((self.directory / "run.json").read_text(encoding="utf-8"))
+
+    def update_meta(self, **fields: object) -> None:
+        atomic_write_json(self.directory / "run.json", {**self.meta, **fields})
+
+    def case_file(self, case_id: str) -> Path:
+        return self.directory / "cases" / f"{case_id}.json"
+
+    def benchmark_file(self, case_id: str) -> Path:
+        return self.directory / "benchmarks" / f"{case_id}.json"
+
+    def workdir(self, case_id: str) -> Path:
+        path = self.directory / "work" / case_id
+        if path.exists():  # leftovers of an interrupted attempt
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def save_case(self, record: dict, benchmark_json: Path | None = None) -> None:
+        """Store one case's final record; its pytest-benchmark JSON first, so a stored record
+        never points at a missing file."""
+        case_id = record["case"]["id"]
+        if benchmark_json is not None and benchmark_json.is_file():
+            target = self.benchmark_file(case_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(benchmark_json, target)
+            record = {**record, "benchmark_file": str(target.relative_to(self.directory))}
+        atomic_write_json(self.case_file(case_id), record)
+        shutil.rmtree(self.directory / "work" / case_id, ignore_errors=True)
+
+    def cases(self) -> list[dict]:
+        folder = self.directory / "cases"
+        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+    def finished(self) -> set[str]:
+        """Ids of cases with a final record (an interrupted case is run again on resume)."""
+        return {c["case"]["id"] for c in self.cases() if c["status"] != outcomes.INTERRUPTED}
+
+    def write_tables(self) -> dict[str, pd.DataFrame]:
+        tables = tidy_tables(self.cases(), self.meta)
+        for name, frame in tables.items():
+            _atomic_write_csv(self.directory / f"{name}.csv", frame)
+        return tables
+
+    def load_tables(self) -> dict[str, pd.DataFrame]:
+        return {
+            name: pd.read_csv(self.directory / f"{name}.csv")
+            for name in ("rounds", "curves", "summary")
+            if (self.directory / f"{name}.csv").is_file()
+        }
+
+
+# --- tidy tables -------------------------------------------------------------------------
+
+
+def _case_columns(case: dict) -> dict:
+    spec = case["case"]
+    return {
+        "case_id": spec["id"],
+        "scenario": spec["scenario"],
+        "implementation": spec["implementation"],
+        "model": spec["model"],
+        "framework": spec.get("framework"),
+        "threads": spec["threads"],
+        "device": spec["device"],
+        "profile": spec["profile"],
+        "dataset": (spec.get("dataset") or {}).get("used"),
+    }
+
+
+def _flops(case: dict, record: dict) -> float:
+    scenario = SCENARIOS.get(case["case"]["scenario"])
+    if scenario is None:
+        return math.nan
+    if scenario.trains:
+        return scenario.flops_per_step() * record.get("steps", 0)
+    return scenario.flops_per_iteration(record.get("samples", 0)) * record.get("n_iter", 0)
+
+
+def _peak_gflops(meta: dict, scenario_name: str, threads: int) -> float:
+    """The run's measured GEMM peak at the case's thread count, in the scenario's dtype."""
+    peak = (meta.get("machine_peak") or {}).get(str(threads)) or {}
+    scenario = SCENARIOS.get(scenario_name)
+    key = "gemm_f64_gflops" if scenario and scenario.dtype == "float64" else "gemm_gflops"
+    value = peak.get(key)
+    return float(value) if value else math.nan
+
+
+def tidy_tables(cases: list[dict], meta: dict) -> dict[str, pd.DataFrame]:
+    rounds, curves, summary = [], [], []
+    for case in cases:
+        ids = _case_columns(case)
+        peak = _peak_gflops(meta, ids["scenario"], ids["threads"])
+        case_rounds = []
+        for record in case.get("rounds", []):
+            row = {**ids, **{k: v for k, v in record.items() if k != "curve"}}
+            wall = record.get("wall_seconds") or math.nan
+            row["gflops"] = _flops(case, record) / wall / 1e9 if wall > 0 else math.nan
+            row["peak_share"] = row["gflops"] / peak if peak > 0 else math.nan
+            rounds.append(row)
+            case_rounds.append(row)
+            curves += [
+                {**ids, "round": record["round"], "warmup": record["warmup"], **point}
+                for point in record.get("curve", [])
+            ]
+        summary.append(_summary_row(case, ids, case_rounds))
+    return {
+        "rounds": pd.DataFrame(rounds),
+        "curves": pd.DataFrame(curves),
+        "summary": pd.DataFrame(summary),
+    }
+
+
+def _summary_row(case: dict, ids: dict, rounds: list[dict]) -> dict:
+    measured = [r for r in rounds if not r["warmup"]]
+    warmups = [r for r in rounds if r["warmup"]]
+    time = describe([r["wall_seconds"] for r in measured])
+    dataset = case["case"].get("dataset") or {}
+    row = {
+        **ids,
+        "status": case["status"],
+        "reason": case.get("reason"),
+        "dataset_fallback": dataset.get("fallback_reason"),
+        "rounds": time["n"],
+        "train_seconds_median": time["median"],
+        "train_seconds_iqr": time["iqr"],
+        "train_seconds_min": time["min"],
+        "train_seconds_max": time["max"],
+        "cold_start_seconds": warmups[0]["wall_seconds"] if warmups else math.nan,
+    }
+    for column in MEDIAN_COLUMNS:
+        row[f"{column}_median"] = describe([r.get(column) for r in measured])["median"]
+    return row

@@ -1,0 +1,64 @@
+"""Timed K-Means fits for `kmeans` scenarios.
+
+One round: fresh clusterer, `load` (untimed), harness-chosen initial centroids for the
+round's seed, then the timed `fit`. Quality (inertia, adjusted Rand index against the blob
+labels) and `predict` time are measured after the timed part.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from bench.measure import CLOCK, PEAK_MEMORY, round_cost
+from bench.suites.context import CaseContext, run_rounds
+from bench.weights import initial_centroids
+
+
+class ClusteringRound:
+    def __init__(self, case: CaseContext, index: int) -> None:
+        self.case, self.index = case, index
+        self.warmup = index < case.warmup_rounds
+        spec = case.scenario.kmeans
+        assert spec is not None
+        self.clusterer = case.implementation(case.scenario, case.seed + index, case.device)
+        self.points = self.clusterer.load(case.data.x_train)
+        self.init = initial_centroids(case.data.x_train, spec.n_clusters, case.seed + index)
+        self.max_iter, self.tol = spec.max_iter, spec.tol
+        PEAK_MEMORY.reset()
+
+    def run(self) -> None:
+        start_wall, start_cpu = CLOCK(), CLOCK.cpu()
+        self.result = self.clusterer.fit(self.points, self.init.copy(), self.max_iter, self.tol)
+        self.wall = CLOCK() - start_wall
+        self.cpu = CLOCK.cpu() - start_cpu
+
+    def finish(self) -> None:
+        case, result = self.case, self.result
+        peak = PEAK_MEMORY.peak_bytes()
+        n = len(case.data.x_train)
+        start = time.perf_counter()
+        labels = np.asarray(self.clusterer.predict(self.points, result.centroids))
+        predict_seconds = time.perf_counter() - start
+        n_iter = int(result.n_iter)
+        case.record(
+            {
+                "round": self.index,
+                "warmup": self.warmup,
+                **round_cost(
+                    wall=self.wall, cpu=self.cpu, threads=case.threads, samples=n, peak_rss=peak
+                ),
+                "inertia": float(result.inertia),
+                "adjusted_rand_index": float(adjusted_rand_score(case.data.y_train, labels)),
+                "n_iter": n_iter,
+                "seconds_per_iteration": self.wall / n_iter if n_iter else math.nan,
+                "predict_seconds_per_sample": predict_seconds / n,
+            }
+        )
+
+
+def test_clustering(benchmark, case: CaseContext) -> None:
+    run_rounds(benchmark, case, ClusteringRound)

@@ -1,0 +1,99 @@
+"""Timed training rounds for `mlp` and `cnn` scenarios.
+
+One round: fresh trainer from the round's initial parameters, `load` (untimed), then the
+budget's steps in chunks; after each chunk the clock pauses while test accuracy is measured,
+which gives the accuracy-vs-time curve without charging evaluation to training.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bench.measure import CLOCK, PEAK_MEMORY, round_cost
+from bench.outcomes import Diverged
+from bench.suites.context import CaseContext, run_rounds
+from bench.weights import initial_parameters
+
+
+def accuracy(labels: np.ndarray, truth: np.ndarray) -> float:
+    labels = np.asarray(labels)
+    if labels.shape != truth.shape:
+        raise ValueError(f"predict returned shape {labels.shape}, expected {truth.shape}")
+    return float(np.mean(labels == truth))
+
+
+class TrainingRound:
+    def __init__(self, case: CaseContext, index: int) -> None:
+        self.case, self.index = case, index
+        self.warmup = index < case.warmup_rounds
+        scenario, data = case.scenario, case.data
+        self.steps = scenario.steps_for(case.profile, len(data.x_train))
+        edges = np.linspace(0, self.steps, max(1, case.budget.eval_points) + 1).round()
+        self.chunks = [int(n) for n in np.diff(edges) if n > 0]
+        seed = case.seed + index
+        self.trainer = case.implementation(
+            scenario, initial_parameters(scenario, seed), seed, case.device
+        )
+        self.trainer.load(data.x_train, data.y_train)
+        self.curve: list[dict] = []
+        self.loss = math.nan
+        PEAK_MEMORY.reset()
+
+    def run(self) -> None:
+        """The timed target: everything outside `CLOCK.paused()` counts as training."""
+        data = self.case.data
+        start_wall, start_cpu = CLOCK(), CLOCK.cpu()
+        done = 0
+        for chunk in self.chunks:
+            self.loss = float(self.trainer.train(chunk))
+            done += chunk
+            with CLOCK.paused():
+                if not math.isfinite(self.loss):
+                    raise Diverged(f"loss is {self.loss} after {done} steps")
+                self.curve.append(
+                    {
+                        "train_seconds": CLOCK() - start_wall,
+                        "steps": done,
+                        "loss": self.loss,
+                        "test_accuracy": accuracy(self.trainer.predict(data.x_test), data.y_test),
+                    }
+                )
+        self.wall = CLOCK() - start_wall
+        self.cpu = CLOCK.cpu() - start_cpu
+
+    def finish(self) -> None:
+        case, scenario = self.case, self.case.scenario
+        peak = PEAK_MEMORY.peak_bytes()
+        # A short last batch of an epoch is counted as full: off by < 1 batch per epoch.
+        samples = self.steps * min(scenario.batch_size, len(case.data.x_train))
+        target = next(
+            (p["train_seconds"] for p in self.curve if p["test_accuracy"] >= scenario.target),
+            None,
+        )
+        case.record(
+            {
+                "round": self.index,
+                "warmup": self.warmup,
+                **round_cost(
+                    wall=self.wall,
+                    cpu=self.cpu,
+                    threads=case.threads,
+                    samples=samples,
+                    peak_rss=peak,
+                ),
+                "steps": self.steps,
+                "loss": self.loss,
+                "train_accuracy": accuracy(
+                    self.trainer.predict(case.data.x_train), case.data.y_train
+                ),
+                "test_accuracy": self.curve[-1]["test_accuracy"] if self.curve else math.nan,
+                "time_to_target_seconds": target,
+                "curve": self.curve,
+            }
+        )
+
+
+def test_training(benchmark, case: CaseContext) -> None:
+    run_rounds(benchmark, case, TrainingRound)

@@ -1,0 +1,98 @@
+"""Thread limits for one process, applied before any framework is imported, and recorded.
+
+`limit_environment(n)` must run before NumPy, torch or TensorFlow is imported (their pools
+read these variables once, at start-up). `apply_to_frameworks(n)` then sets what can only be
+set through an API, for the frameworks the plugin imported. `describe()` records what is in
+force so the result shows it, not what was asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity/cgroup aware where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Variables to put in a fresh process's environment to cap every known pool."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def limit_environment(threads: int) -> None:
+    os.environ.update(thread_environment(threads))
+
+
+def apply_to_frameworks(threads: int) -> None:
+    """Set thread counts through the APIs of frameworks already imported by the plugin."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+        # Interop threads can only be set before any parallel work; if that moment has
+        # passed, describe() records the value in force.
+        if torch.get_num_interop_threads() != threads:
+            with contextlib.suppress(RuntimeError):
+                torch.set_num_interop_threads(threads)
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        # Refused once TF is initialised; the TF_NUM_* variables set before import then hold.
+        with contextlib.suppress(RuntimeError):
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def describe() -> dict:
+    """Thread settings actually in force in this process."""
+    from threadpoolctl import threadpool_info
+
+    info: dict = {
+        "environment": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+        "threadpools": [
+            {
+                key: pool.get(key)
+                for key in (
+                    "user_api",
+                    "internal_api",
+                    "num_threads",
+                    "version",
+                    "architecture",
+                    "filepath",
+                )
+            }
+            for pool in threadpool_info()
+        ],
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch"] = {
+            "num_threads": torch.get_num_threads(),
+            "num_interop_threads": torch.get_num_interop_threads(),
+        }
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        info["tensorflow"] = {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
+    return info

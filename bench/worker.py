@@ -1,0 +1,191 @@
+"""Runs one case in this (fresh) process: `python -m bench.worker WORKDIR/case.json`.
+
+Order matters: thread limits go into the environment before NumPy or any framework is
+imported; then the plugin (and its framework) is imported, thread counts are applied through
+the frameworks' APIs, the data is loaded, and pytest-benchmark runs the model's suite.
+Each finished round is appended to `rounds.jsonl` at once, so a case killed later (timeout,
+crash) keeps what it measured. The worker's last act is writing `outcome.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from bench import threads
+
+SUITES = Path(__file__).resolve().parent / "suites"
+SUITE_FOR_MODEL = {
+    "mlp": "bench_training.py",
+    "cnn": "bench_training.py",
+    "kmeans": "bench_clustering.py",
+}
+ROUNDS_FILE, BENCHMARK_FILE, OUTCOME_FILE = "rounds.jsonl", "benchmark.json", "outcome.json"
+
+
+class FailureRecorder:
+    """pytest plugin keeping the first exception raised by the case's test."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.details = ""
+
+    def pytest_runtest_makereport(self, item, call) -> None:
+        if call.excinfo is not None and self.error is None:
+            self.error = call.excinfo.value
+            self.details = str(call.excinfo.getrepr(style="short"))
+
+
+def load_case_data(spec: dict):
+    """The case's data, shaped and scaled as its scenario says."""
+    import numpy as np
+
+    from bench import datasets
+    from bench.scenarios import SCENARIOS
+    from bench.suites.context import Data
+
+    scenario = SCENARIOS[spec["scenario"]]
+    budget = scenario.budget(spec["profile"])
+    if scenario.model == "kmeans":
+        km = scenario.kmeans
+        x, y = datasets.make_blobs(budget.n_samples, km.n_features, km.centers, scenario.seed)
+        return Data(x_train=x, y_train=y)
+    split = datasets.load_images(datasets.Resolution(**spec["dataset"]))
+    n_train = min(n for n in (len(split.x_train), scenario.train_limit, budget.train_samples) if n)
+    n_test = min(n for n in (len(split.x_test), budget.test_samples) if n)
+
+    def prepare(images: np.ndarray) -> np.ndarray:
+        scaled = images.astype(scenario.dtype) * np.asarray(scenario.input_scale, scenario.dtype)
+        return np.ascontiguousarray(scaled.reshape(len(images), *scenario.input_shape))
+
+    return Data(
+        x_train=prepare(split.x_train[:n_train]),
+        y_train=split.y_train[:n_train].astype(np.int64),
+        x_test=prepare(split.x_test[:n_test]),
+        y_test=split.y_test[:n_test].astype(np.int64),
+    )
+
+
+def run_case(spec: dict, workdir: Path) -> dict:
+    import pytest
+
+    from bench import outcomes, registry
+    from bench.scenarios import SCENARIOS
+    from bench.suites.context import CaseContext
+
+    rounds_file = (workdir / ROUNDS_FILE).open("a", encoding="utf-8")
+
+    def on_round(record: dict) -> None:
+        rounds_file.write(json.dumps(record) + "\n")
+        rounds_file.flush()
+
+    stage = "importing the implementation"
+    try:
+        cls = registry.load_plugin(spec["source"], spec["implementation"], spec["model"])
+        threads.apply_to_frameworks(spec["threads"])
+        stage = "loading the data"
+        scenario = SCENARIOS[spec["scenario"]]
+        context = CaseContext(
+            scenario=scenario,
+            profile=spec["profile"],
+            budget=scenario.budget(spec["profile"]),
+            implementation=cls,
+            data=load_case_data(spec),
+            seed=spec["seed"],
+            device=spec["device"],
+            threads=spec["threads"],
+            rounds=spec["rounds"],
+            warmup_rounds=spec["warmup_rounds"],
+            on_round=on_round,
+            case_id=spec["id"],
+        )
+    except Exception as error:
+        return {
+            "status": outcomes.classify(error),
+            "reason": f"{stage}: {type(error).__name__}: {error}",
+            "details": traceback.format_exc(),
+        }
+    (workdir / "pytest.ini").write_text("[pytest]\n")  # keep the project's settings out
+    recorder = FailureRecorder()
+    exit_code = pytest.main(
+        [
+            str(SUITES / SUITE_FOR_MODEL[scenario.model]),
+            "-q",
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(workdir / "pytest.ini"),
+            "--rootdir",
+            str(workdir),
+            "--benchmark-json",
+            str(workdir / BENCHMARK_FILE),
+            "--benchmark-timer",
+            "bench.measure.training_clock",
+        ],
+        plugins=[context, recorder],
+    )
+    rounds_file.close()
+    result = {"threads": threads.describe(), "pytest_exit_code": int(exit_code)}
+    if recorder.error is not None:
+        error = recorder.error
+        reason = f"{type(error).__name__}: {error}"
+        return {
+            "status": outcomes.classify(error),
+            "reason": reason,
+            "details": recorder.details,
+            **result,
+        }
+    if exit_code != 0:
+        return {
+            "status": outcomes.FAILED,
+            "reason": f"pytest exited with code {exit_code}",
+            "details": "",
+            **result,
+        }
+    return {"status": outcomes.OK, "reason": None, "details": "", **result}
+
+
+def _exit_with_parent() -> None:
+    """The worker never outlives its runner: if the runner is killed (even by SIGKILL), the
+    worker notices that it has been re-parented and exits within a second."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m bench.worker WORKDIR/case.json", file=sys.stderr)
+        return 2
+    case_file = Path(argv[0])
+    spec = json.loads(case_file.read_text(encoding="utf-8"))
+    threads.limit_environment(spec["threads"])  # before anything imports NumPy
+    _exit_with_parent()
+    try:
+        outcome = run_case(spec, case_file.parent)
+    except (Exception, SystemExit) as error:  # a harness fault: still say what happened
+        outcome = {
+            "status": "failed",
+            "reason": f"harness error: {type(error).__name__}: {error}",
+            "details": traceback.format_exc(),
+        }
+    tmp = case_file.parent / (OUTCOME_FILE + ".tmp")
+    tmp.write_text(json.dumps(outcome, default=str), encoding="utf-8")
+    os.replace(tmp, case_file.parent / OUTCOME_FILE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

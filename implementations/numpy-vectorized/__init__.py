@@ -1,0 +1,3 @@
+"""NumPy, vectorised over the mini-batch: every layer works on whole (batch, features) matrices."""
+
+from . import mlp  # noqa: F401  (importing registers the implementation)

@@ -1,0 +1,3 @@
+"""scikit-learn estimators, used as documented."""
+
+from . import kmeans  # noqa: F401  (importing registers the implementation)

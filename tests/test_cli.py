@@ -1,0 +1,142 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import PLUGINS, bench_command, smoke_args
+
+from bench import cli
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["run", "--scenario", "dlfs-mpl"],
+            "unknown scenario 'dlfs-mpl'. Did you mean 'dlfs-mlp'?",
+        ),
+        (["run", "--impl", "numpy-vectorised"], "Did you mean 'numpy-vectorized'?"),
+        (["run", "--profile", "quik"], "unknown profile 'quik'. Did you mean 'quick'?"),
+        (["run", "--dataset", "fashion"], "unknown dataset 'fashion'. Did you mean"),
+        (["run", "--threads", "two"], "--threads takes positive integers"),
+        (["run", "--resume", "no-such-run"], "no run 'no-such-run'"),
+        (["data", "verify", "mnsit"], "Did you mean 'mnist'?"),
+    ],
+)
+def test_unknown_names_get_the_valid_names_and_the_closest_match(args, expected, capsys, tmp_path):
+    if args[0] == "run":
+        args = [*args, "--results-dir", str(tmp_path)]
+    assert cli.main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_list_shows_scenarios_implementations_and_broken_plugins(capsys):
+    assert cli.main(["list", "--plugins", str(PLUGINS)]) == 0
+    captured = capsys.readouterr()
+    for name in ("nielsen-mlp", "dlfs-mlp", "tch-mlp", "tch-cnn", "linfa-kmeans"):
+        assert name in captured.out
+    assert "numpy-vectorized" in captured.out and "sklearn" in captured.out
+    assert "broken_import.py" in captured.err and "broken on purpose" in captured.err
+
+
+def test_list_shows_unavailable_plugins_with_the_reason(capsys):
+    assert cli.main(["list", "--plugins", str(PLUGINS / "faulty")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "a_module_that_is_not_installed" in out
+
+
+def test_a_run_stores_tidy_tables_and_pytest_benchmark_json(tmp_path):
+    results = tmp_path / "results"
+    done = bench_command(
+        *smoke_args("--scenario", "dlfs-mlp,linfa-kmeans", "--impl", "numpy-vectorized,sklearn"),
+        results=results,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Summary" in done.stdout and str(results) in done.stdout
+    (run,) = list(results.iterdir())
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["profile"] == "smoke" and len(meta["plan"]) == 2
+    assert meta["datasets"]["dlfs-mlp"]["used"] == "mnist-5k"
+    assert meta["environment"]["packages"]["numpy"]
+
+    rounds = pd.read_csv(run / "rounds.csv")
+    mlp = rounds[rounds.scenario == "dlfs-mlp"]
+    assert list(mlp.warmup) == [True, False, False]
+    assert (mlp.wall_seconds > 0).all() and (mlp.cpu_seconds > 0).all()
+    assert ((mlp.utilisation > 0) & (mlp.utilisation <= 1.5)).all()
+    assert (mlp.peak_rss_bytes > 10 * 2**20).all()
+    assert mlp.test_accuracy.between(0, 1).all() and mlp.train_accuracy.between(0, 1).all()
+    kmeans = rounds[rounds.scenario == "linfa-kmeans"]
+    assert (kmeans.n_iter >= 1).all() and (kmeans.inertia > 0).all()
+    assert kmeans.adjusted_rand_index.between(-1, 1).all()
+
+    curves = pd.read_csv(run / "curves.csv")
+    assert set(curves.columns) >= {"train_seconds", "steps", "test_accuracy", "round"}
+    last = curves[curves["round"] == 1].steps.max()
+    assert last == 5  # the smoke budget of dlfs-mlp
+
+    summary = pd.read_csv(run / "summary.csv").set_index("scenario")
+    assert summary.loc["dlfs-mlp", "rounds"] == 2
+    assert summary.loc["dlfs-mlp", "train_seconds_median"] == pytest.approx(
+        mlp[~mlp.warmup].wall_seconds.median()
+    )
+    assert summary.loc["dlfs-mlp", "cold_start_seconds"] == pytest.approx(
+        mlp[mlp.warmup].wall_seconds.iloc[0]
+    )
+
+    compare = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("pytest-benchmark")),
+            "compare",
+            *map(str, (run / "benchmarks").glob("*.json")),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert compare.returncode == 0, compare.stderr
+    assert "test_training[dlfs-mlp--numpy-vectorized--t" in compare.stdout
+    assert "test_clustering[linfa-kmeans--sklearn--t" in compare.stdout
+    raw = json.loads(next((run / "benchmarks").glob("dlfs-mlp*.json")).read_text())
+    (bench,) = raw["benchmarks"]
+    assert bench["stats"]["rounds"] == 2
+    # pytest-benchmark timed the same training-only time as our own clock
+    measured = sorted(mlp[~mlp.warmup].wall_seconds)
+    assert bench["stats"]["min"] == pytest.approx(measured[0], rel=0.05, abs=1e-4)
+
+    shown = bench_command("show", results=results)
+    assert shown.returncode == 0 and "dlfs-mlp" in shown.stdout
+
+
+def test_threads_are_applied_and_recorded(tmp_path):
+    results = tmp_path / "results"
+    done = bench_command(
+        *smoke_args("--scenario", "dlfs-mlp", "--impl", "numpy-vectorized", "--threads", "1"),
+        results=results,
+    )
+    assert done.returncode == 0, done.stderr
+    (case_file,) = (next(results.iterdir()) / "cases").glob("*.json")
+    record = json.loads(case_file.read_text())
+    assert record["case"]["threads"] == 1
+    pools = record["threads"]["threadpools"]
+    assert pools and all(pool["num_threads"] == 1 for pool in pools)
+    assert record["threads"]["environment"]["OMP_NUM_THREADS"] == "1"
+
+
+def test_results_dir_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(tmp_path / "elsewhere"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            *smoke_args("--scenario", "linfa-kmeans", "--impl", "sklearn"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "elsewhere").glob("*/summary.csv"))) == 1

@@ -1,0 +1,92 @@
+import shutil
+import textwrap
+from pathlib import Path
+
+from bench import registry
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def test_builtin_reference_implementations_are_found():
+    found = registry.discover(installed=False)
+    assert found.find("numpy-vectorized", "mlp") is not None
+    assert found.find("sklearn", "kmeans") is not None
+    assert not found.broken, found.broken
+
+
+def test_a_plugin_that_raises_at_import_is_listed_with_its_file_and_the_others_load(tmp_path):
+    shutil.copy(PLUGINS / "broken_import.py", tmp_path)
+    shutil.copy(PLUGINS / "faulty" / "faulty.py", tmp_path)
+    found = registry.discover([tmp_path], builtin=False, installed=False)
+    (broken,) = found.broken
+    assert broken.source.endswith("broken_import.py")
+    assert "ImportError: this plugin is broken on purpose" in broken.error
+    assert {"healthy", "crashing", "hanging"} <= set(found.names())
+
+
+def test_missing_requirement_makes_the_plugin_unavailable_with_the_reason():
+    found = registry.discover([PLUGINS / "faulty"], builtin=False, installed=False)
+    plugin = found.find("needs-missing", "mlp")
+    assert not plugin.available
+    assert "a_module_that_is_not_installed" in plugin.unavailable_reason
+    assert found.find("healthy", "mlp").available
+
+
+def test_a_missing_framework_caught_by_optional_imports_is_reported(tmp_path):
+    (tmp_path / "guarded.py").write_text(
+        textwrap.dedent("""
+        from bench.api import Trainer, optional_imports, register
+        with optional_imports():
+            import not_a_real_framework
+
+        @register
+        class Guarded(Trainer):
+            name, model, framework = "guarded", "mlp", "x"
+            requires = ("not_a_real_framework",)
+    """)
+    )
+    found = registry.discover([tmp_path], builtin=False, installed=False)
+    assert not found.broken
+    assert found.find("guarded", "mlp").missing == ("not_a_real_framework",)
+
+
+def test_duplicate_names_are_reported(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(PLUGINS / "noop" / "noop.py", tmp_path / folder)
+    found = registry.discover([tmp_path / "a", tmp_path / "b"], builtin=False, installed=False)
+    assert found.names() == ["noop"]
+    assert any("duplicate implementation 'noop'" in b.error for b in found.broken)
+
+
+def test_entry_point_plugins_are_discovered_and_loadable_by_a_worker(tmp_path, monkeypatch):
+    package = tmp_path / "thirdparty_bench"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        textwrap.dedent("""
+        import numpy as np
+        from bench.api import Trainer
+
+        class ThirdParty(Trainer):
+            name, model, framework = "third-party", "mlp", "numpy"
+    """)
+    )
+    info = tmp_path / "thirdparty_bench-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-bench\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[bench.implementations]\nthird-party = thirdparty_bench:ThirdParty\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = registry.discover(builtin=False)
+    plugin = found.find("third-party", "mlp")
+    assert plugin is not None and plugin.source.startswith("entry-point:third-party")
+    assert registry.load_plugin(plugin.source, "third-party", "mlp") is plugin.cls
+
+
+def test_plugin_folder_names_need_not_be_identifiers():
+    found = registry.discover(installed=False)
+    cls = found.find("numpy-vectorized", "mlp").cls
+    source = found.find("numpy-vectorized", "mlp").source
+    assert "numpy-vectorized" in source
+    assert registry.load_plugin(source, "numpy-vectorized", "mlp") is cls

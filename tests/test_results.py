@@ -1,0 +1,94 @@
+import json
+import math
+
+import pytest
+
+from bench.results import RunNotFound, RunStore, atomic_write_text, latest_run_id, tidy_tables
+from bench.stats import describe
+
+
+def _record(case_id, status="ok", walls=(1.0, 2.0, 3.0, 4.0), scenario="dlfs-mlp"):
+    rounds = [
+        {
+            "round": i,
+            "warmup": i == 0,
+            "wall_seconds": w,
+            "cpu_seconds": w * 1.5,
+            "utilisation": 0.75,
+            "steps": 10,
+            "samples": 1000,
+            "test_accuracy": 0.9,
+            "curve": [{"train_seconds": w, "steps": 10, "loss": 0.1, "test_accuracy": 0.9}],
+        }
+        for i, w in enumerate(walls)
+    ]
+    spec = {
+        "id": case_id,
+        "scenario": scenario,
+        "implementation": case_id,
+        "model": "mlp",
+        "framework": "numpy",
+        "threads": 2,
+        "device": "cpu",
+        "profile": "quick",
+        "dataset": {"used": "mnist-5k", "fallback_reason": "no mnist here"},
+    }
+    return {"case": spec, "status": status, "reason": None, "rounds": rounds}
+
+
+def test_describe_is_robust_to_missing_values():
+    stats = describe([1.0, 2.0, None, math.nan, 3.0, 4.0])
+    assert stats["n"] == 4 and stats["median"] == 2.5 and stats["iqr"] == 1.5
+    assert stats["min"] == 1.0 and stats["max"] == 4.0
+    assert math.isnan(describe([])["median"])
+
+
+def test_summary_excludes_warmup_and_reports_cold_start_and_fallback():
+    tables = tidy_tables([_record("a")], {"machine_peak": {"2": {"gemm_gflops": 100.0}}})
+    row = tables["summary"].iloc[0]
+    assert row["rounds"] == 3
+    assert row["train_seconds_median"] == 3.0 and row["train_seconds_iqr"] == 1.0
+    assert row["cold_start_seconds"] == 1.0
+    assert row["dataset_fallback"] == "no mnist here"
+    rounds = tables["rounds"]
+    assert len(rounds) == 4 and len(tables["curves"]) == 4
+    flops = 3 * 2 * (784 * 50 + 50 * 10) * 100 * 10
+    assert rounds.iloc[1]["gflops"] == pytest.approx(flops / 2.0 / 1e9)
+    assert rounds.iloc[1]["peak_share"] == pytest.approx(flops / 2.0 / 1e9 / 100.0)
+
+
+def test_store_lifecycle_and_resume_bookkeeping(tmp_path):
+    store = RunStore.create(tmp_path, "20260101-000000-quick", {"plan": []})
+    store.save_case(_record("done"))
+    store.save_case(_record("stopped", status="interrupted"))
+    assert store.finished() == {"done"}
+    bench_json = tmp_path / "bench.json"
+    bench_json.write_text("{}")
+    store.save_case(_record("timed"), bench_json)
+    assert (store.directory / "benchmarks" / "timed.json").is_file()
+    stored = json.loads(store.case_file("timed").read_text())
+    assert stored["benchmark_file"] == "benchmarks/timed.json"
+    store.write_tables()
+    assert set(store.load_tables()) == {"rounds", "curves", "summary"}
+    assert latest_run_id(tmp_path) == "20260101-000000-quick"
+    assert RunStore.open(tmp_path, "20260101-000000-quick").meta["run_id"] == store.run_id
+
+
+def test_opening_an_unknown_run_lists_the_known_ones(tmp_path):
+    RunStore.create(tmp_path, "20260101-000000-quick", {})
+    with pytest.raises(RunNotFound, match="20260101-000000-quick"):
+        RunStore.open(tmp_path, "nope")
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    target = tmp_path / "case.json"
+    target.write_text("old")
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", broken_fsync)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]

@@ -1,0 +1,129 @@
+"""End to end: `bench run` on real worker processes, with implementations that fail in every
+way a case can, on the smoke profile."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from conftest import PLUGINS, bench_command, smoke_args, stored_cases
+
+
+def test_every_failure_is_recorded_with_its_reason_and_other_cases_are_intact(tmp_path, test_state):
+    results = tmp_path / "results"
+    impls = "healthy,crashing,hanging,diverging,killed,needs-missing,hangs-later"
+    done = bench_command(
+        *smoke_args(
+            "--plugins",
+            str(PLUGINS / "faulty"),
+            "--scenario",
+            "dlfs-mlp",
+            "--impl",
+            impls,
+            "--timeout",
+            "10",
+        ),
+        results=results,
+    )
+    assert done.returncode == 0, done.stderr
+    cases = stored_cases(results)
+    assert cases["healthy"]["status"] == "ok"
+    assert len([r for r in cases["healthy"]["rounds"] if not r["warmup"]]) == 2
+    assert cases["crashing"]["status"] == "failed"
+    assert "deliberate failure in train" in cases["crashing"]["reason"]
+    assert cases["hanging"]["status"] == "timeout"
+    assert "time limit of 10 s" in cases["hanging"]["reason"]
+    assert cases["diverging"]["status"] == "diverged"
+    assert "loss is nan" in cases["diverging"]["reason"]
+    assert cases["killed"]["status"] == "crashed"
+    assert "SIGKILL" in cases["killed"]["reason"]
+    assert cases["needs-missing"]["status"] == "skipped"
+    assert "a_module_that_is_not_installed" in cases["needs-missing"]["reason"]
+    # a timeout keeps the rounds finished before it
+    assert cases["hangs-later"]["status"] == "timeout"
+    assert len(cases["hangs-later"]["rounds"]) == 1
+
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    summary = pd.read_csv(run / "summary.csv").set_index("implementation")
+    assert summary.loc["healthy", "status"] == "ok" and summary.loc["healthy", "rounds"] == 2
+    assert summary.loc["crashing", "status"] == "failed"
+    assert (run / "benchmarks" / "dlfs-mlp--healthy--t2--cpu.json").is_file() or any(
+        (run / "benchmarks").glob("dlfs-mlp--healthy--*.json")
+    )
+    assert not (run / "work").exists()
+    for status in ("failed", "timeout", "diverged", "crashed", "skipped"):
+        assert status in done.stdout
+
+
+def test_a_run_killed_midway_resumes_without_rerunning_finished_cases(tmp_path, test_state):
+    results = tmp_path / "results"
+    args = smoke_args(
+        "--plugins",
+        str(PLUGINS / "faulty"),
+        "--scenario",
+        "dlfs-mlp,tch-mlp",
+        "--impl",
+        "healthy,hangs-once",
+        "--threads",
+        "1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args, "--results-dir", str(results)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # dlfs/healthy finishes, then dlfs/hangs-once hangs: kill the runner there, hard.
+    deadline = time.monotonic() + 120
+    while not (test_state / "hangs-once").exists():
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    finished = {f.name: f.stat().st_mtime_ns for f in (run / "cases").glob("*.json")}
+    assert list(finished) == ["dlfs-mlp--healthy--t1--cpu.json"]
+
+    resumed = bench_command("run", "--resume", run.name, results=results)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "3 of 4 cases left" in resumed.stdout
+    after = {f.name: f.stat().st_mtime_ns for f in (run / "cases").glob("*.json")}
+    assert len(after) == 4
+    assert after["dlfs-mlp--healthy--t1--cpu.json"] == finished["dlfs-mlp--healthy--t1--cpu.json"]
+    statuses = {json.loads((run / "cases" / n).read_text())["status"] for n in after}
+    assert statuses == {"ok"}
+    assert len(pd.read_csv(run / "summary.csv")) == 4
+
+
+def test_ctrl_c_records_the_case_as_interrupted_and_says_how_to_resume(tmp_path, test_state):
+    results = tmp_path / "results"
+    args = smoke_args(
+        "--plugins",
+        str(PLUGINS / "faulty"),
+        "--scenario",
+        "dlfs-mlp",
+        "--impl",
+        "hangs-once,healthy",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args, "--results-dir", str(results)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (test_state / "hangs-once").exists():
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    assert f"bench run --resume {run.name}" in " ".join(err.split())
+    record = json.loads((run / "cases" / "dlfs-mlp--hangs-once--t2--cpu.json").read_text())
+    assert record["status"] == "interrupted"
+    resumed = bench_command("run", "--resume", run.name, results=results)
+    assert resumed.returncode == 0, resumed.stderr
+    assert {c["status"] for c in stored_cases(results).values()} == {"ok"}
