@@ -269,16 +269,22 @@ def _finish(store: RunStore) -> int:
 
 
 def print_summary(summary, meta: dict) -> None:
-    for scenario, fallback in {
-        s: d.get("fallback_reason") for s, d in (meta.get("datasets") or {}).items()
-    }.items():
-        if fallback:
-            console.print(f"[bold red]{scenario} ran on a fallback dataset:[/] {escape(fallback)}")
+    fallbacks: dict[tuple[str, str], list[str]] = {}
+    for scenario, dataset in (meta.get("datasets") or {}).items():
+        if dataset.get("fallback_reason"):
+            fallbacks.setdefault((dataset["requested"], dataset["used"]), []).append(scenario)
+    for (requested, used), scenarios in fallbacks.items():
+        console.print(
+            f"[bold red]FALLBACK DATASET: {', '.join(scenarios)} ran on {used}, not "
+            f"{requested}[/] — numbers are not comparable with the articles' (why: "
+            "`datasets` in run.json; `bench data` shows where files are looked for)"
+        )
     table = Table(title="Summary (medians over measured rounds)", title_justify="left")
-    for column in (
+    columns = (
         "scenario",
         "implementation",
         "thr",
+        "data",
         "status",
         "train s (IQR)",
         "n",
@@ -287,30 +293,22 @@ def print_summary(summary, meta: dict) -> None:
         "quality",
         "samples/s",
         "peak RSS",
-    ):
+    )
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in summary.to_dict("records"):
-        if row["status"] != outcomes.OK and not row["rounds"]:
-            table.add_row(
-                row["scenario"],
-                row["implementation"],
-                str(row["threads"]),
-                f"[yellow]{row['status']}[/]",
-                escape(str(row["reason"] or "")),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            )
+        data = escape(str(row["dataset"]))
+        if isinstance(row["dataset_fallback"], str):
+            data = f"[red]{data} (fallback)[/]"
+        ok = row["status"] == outcomes.OK
+        status = row["status"] if ok else f"[yellow]{row['status']}[/]"
+        first = (row["scenario"], row["implementation"], str(row["threads"]), data, status)
+        if not ok and not row["rounds"]:
+            reason = escape(str(row["reason"] or ""))
+            table.add_row(*first, reason, *[""] * (len(columns) - len(first) - 1))
             continue
-        status = row["status"] if row["status"] == outcomes.OK else f"[yellow]{row['status']}[/]"
         table.add_row(
-            row["scenario"],
-            row["implementation"],
-            str(row["threads"]),
-            status,
+            *first,
             f"{_num(row['train_seconds_median'])} ({_num(row['train_seconds_iqr'])})",
             str(row["rounds"]),
             _num(row["cold_start_seconds"]),

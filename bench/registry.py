@@ -101,7 +101,7 @@ def discover(
 ) -> Registry:
     registry = Registry()
     sources: list[tuple[str, object]] = []
-    for folder in ([BUILTIN_DIR] if builtin else []) + [Path(d) for d in plugin_dirs]:
+    for folder in ([BUILTIN_DIR] if builtin else []) + [Path(d).resolve() for d in plugin_dirs]:
         if not folder.is_dir():
             registry.broken.append(BrokenPlugin(f"path:{folder}", "not a folder", ""))
             continue

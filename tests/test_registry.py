@@ -90,3 +90,11 @@ def test_plugin_folder_names_need_not_be_identifiers():
     source = found.find("numpy-vectorized", "mlp").source
     assert "numpy-vectorized" in source
     assert registry.load_plugin(source, "numpy-vectorized", "mlp") is cls
+
+
+def test_relative_plugin_folders_are_recorded_as_absolute_paths(monkeypatch):
+    # workers run in their own folder: a relative source would not be found there
+    monkeypatch.chdir(PLUGINS.parent)
+    found = registry.discover([Path("plugins") / "noop"], builtin=False, installed=False)
+    source = found.find("noop", "mlp").source
+    assert Path(source.removeprefix("path:")).is_absolute()
