@@ -189,7 +189,7 @@ def run_case(store: RunStore, case: Case) -> dict:
         record.update(status=case.status, reason=case.reason)
         store.save_case(record)
         return record
-    workdir = store.workdir(case.id)
+    workdir = store.workdir(case.id).resolve()  # the worker runs inside it
     atomic_write_json(workdir / "case.json", case.spec())
     env = {
         **os.environ,

@@ -140,3 +140,21 @@ def test_results_dir_from_the_environment(tmp_path, monkeypatch):
     )
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "elsewhere").glob("*/summary.csv"))) == 1
+
+
+def test_default_results_dir_is_relative_to_where_bench_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("BENCH_RESULTS_DIR")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            *smoke_args("--scenario", "linfa-kmeans", "--impl", "sklearn"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    (summary,) = (tmp_path / "results").glob("*/summary.csv")
+    assert "ok" in summary.read_text()
