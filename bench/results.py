@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import outcomes
-from bench.scenarios import SCENARIOS
+from bench.scenarios import SCENARIOS, scenario_for
 from bench.stats import describe
 
 RESULTS_ENV = "BENCH_RESULTS_DIR"
@@ -201,13 +201,15 @@ def _case_columns(case: dict) -> dict:
         "device": spec["device"],
         "profile": spec["profile"],
         "dataset": (spec.get("dataset") or {}).get("used"),
+        **{f"sweep_{key}": value for key, value in (spec.get("overrides") or {}).items()},
     }
 
 
 def _flops(case: dict, record: dict) -> float:
-    scenario = SCENARIOS.get(case["case"]["scenario"])
-    if scenario is None:
+    spec = case["case"]
+    if spec["scenario"] not in SCENARIOS:
         return math.nan
+    scenario = scenario_for(spec["scenario"], spec["profile"], spec.get("overrides"))
     if scenario.trains:
         return scenario.flops_per_step() * record.get("steps", 0)
     return scenario.flops_per_iteration(record.get("samples", 0)) * record.get("n_iter", 0)

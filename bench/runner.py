@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import itertools
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import outcomes, threads
-from bench.registry import Registry
+from bench.registry import Plugin, Registry
 from bench.results import RunStore, atomic_write_json
 from bench.scenarios import PROFILES, SCENARIOS, Scenario
 from bench.worker import OUTCOME_FILE, ROUNDS_FILE
@@ -60,6 +61,7 @@ class Case:
     seed: int
     dataset: dict | None = None  # a datasets.Resolution as a dict
     deviations: tuple[str, ...] = ()
+    overrides: dict = field(default_factory=dict)  # sweep sizes, e.g. {"n_samples": 10_000}
     status: str | None = None  # set in advance for cases that will not run
     reason: str | None = None
     id: str = field(default="")
@@ -67,6 +69,7 @@ class Case:
     def __post_init__(self) -> None:
         if not self.id:
             ident = f"{self.scenario}--{self.implementation}--t{self.threads}--{self.device}"
+            ident += "".join(f"--{k}={v}" for k, v in sorted(self.overrides.items()))
             object.__setattr__(self, "id", ident)
 
     def spec(self) -> dict:
@@ -96,8 +99,10 @@ def plan(
     timeout_s: float | None = None,
     seed: int = 0,
     datasets: dict[str, dict] | None = None,
+    overrides: Sequence[dict] = ({},),
 ) -> list[Case]:
-    """Every requested case, including those that cannot run (with their reason)."""
+    """Every requested case, including those that cannot run (with their reason).
+    `overrides` lists size changes for sweeps (one case per entry; `{}` is the scenario as is)."""
     check_name("profile", profile, PROFILES)
     for name in implementations:
         check_name("implementation", name, registry.names())
@@ -105,42 +110,48 @@ def plan(
     cases = []
     for scenario in scenarios:
         budget = scenario.budget(profile)
-        for plugin in registry.for_model(scenario.model):
-            if implementations and plugin.name not in implementations:
-                continue
-            for count in thread_counts or (threads.available_cores(),):
-                for device in devices:
-                    status, reason = None, None
-                    if not plugin.available:
-                        status, reason = outcomes.SKIPPED, plugin.unavailable_reason
-                    elif device not in plugin.cls.devices:
-                        status = outcomes.UNSUPPORTED
-                        reason = f"runs on {', '.join(plugin.cls.devices)}, not {device}"
-                    elif why := plugin.cls.why_unsupported(scenario):
-                        status, reason = outcomes.UNSUPPORTED, why
-                    cases.append(
-                        Case(
-                            scenario=scenario.name,
-                            implementation=plugin.name,
-                            model=plugin.model,
-                            framework=plugin.cls.framework,
-                            source=plugin.source,
-                            threads=count,
-                            device=device,
-                            profile=profile,
-                            rounds=rounds if rounds is not None else budget.rounds,
-                            warmup_rounds=(
-                                warmup_rounds if warmup_rounds is not None else budget.warmup_rounds
-                            ),
-                            timeout_s=timeout_s if timeout_s is not None else budget.timeout_s,
-                            seed=seed,
-                            dataset=datasets.get(scenario.name),
-                            deviations=plugin.cls.deviations_for(scenario),
-                            status=status,
-                            reason=reason,
-                        )
-                    )
+        plugins = [
+            p
+            for p in registry.for_model(scenario.model)
+            if not implementations or p.name in implementations
+        ]
+        for plugin, count, device, sizes in itertools.product(
+            plugins, thread_counts or (threads.available_cores(),), devices, overrides
+        ):
+            status, reason = _cannot_run(plugin, scenario, device)
+            cases.append(
+                Case(
+                    scenario=scenario.name,
+                    implementation=plugin.name,
+                    model=plugin.model,
+                    framework=plugin.cls.framework,
+                    source=plugin.source,
+                    threads=count,
+                    device=device,
+                    profile=profile,
+                    rounds=budget.rounds if rounds is None else rounds,
+                    warmup_rounds=budget.warmup_rounds if warmup_rounds is None else warmup_rounds,
+                    timeout_s=budget.timeout_s if timeout_s is None else timeout_s,
+                    seed=seed,
+                    dataset=datasets.get(scenario.name),
+                    deviations=plugin.cls.deviations_for(scenario),
+                    overrides=dict(sizes),
+                    status=status,
+                    reason=reason,
+                )
+            )
     return cases
+
+
+def _cannot_run(plugin: Plugin, scenario: Scenario, device: str) -> tuple[str | None, str | None]:
+    """(status, reason) for a case decided before it runs; (None, None) if it will run."""
+    if not plugin.available:
+        return outcomes.SKIPPED, plugin.unavailable_reason
+    if device not in plugin.cls.devices:
+        return outcomes.UNSUPPORTED, f"runs on {', '.join(plugin.cls.devices)}, not {device}"
+    if why := plugin.cls.why_unsupported(scenario):
+        return outcomes.UNSUPPORTED, why
+    return None, None
 
 
 # --- execution ---------------------------------------------------------------------------

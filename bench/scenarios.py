@@ -8,9 +8,10 @@ published. Nothing here runs anything; the FLOP counts are derived from the laye
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 PROFILES = ("smoke", "quick", "full")
+OVERRIDABLE = ("batch_size", "steps", "n_samples")
 MODELS = ("mlp", "cnn", "kmeans")
 
 
@@ -206,6 +207,27 @@ class Scenario:
         assert self.kmeans is not None
         k, d = self.kmeans.n_clusters, self.kmeans.n_features
         return 3 * n_samples * k * d + n_samples * d
+
+    def with_overrides(self, profile: str, overrides: dict[str, float]) -> Scenario:
+        """This scenario with some sizes changed for one profile, for sweeps: `batch_size`
+        (trainers), `steps` (trainers) or `n_samples` (clusterers)."""
+        if not overrides:
+            return self
+        unknown = set(overrides) - set(OVERRIDABLE)
+        if unknown:
+            raise ValueError(
+                f"cannot override {', '.join(sorted(unknown))}; sweepable: {', '.join(OVERRIDABLE)}"
+            )
+        scenario = self
+        if "batch_size" in overrides:
+            scenario = replace(scenario, batch_size=int(overrides["batch_size"]))
+        budget_changes = {k: int(v) for k, v in overrides.items() if k in ("steps", "n_samples")}
+        if budget_changes:
+            budget = replace(self.budget(profile), **budget_changes)
+            if "steps" in budget_changes:
+                budget = replace(budget, epochs=None)
+            scenario = replace(scenario, budgets={**scenario.budgets, profile: budget})
+        return scenario
 
     def steps_for(self, profile: str, n_train: int) -> int:
         """Optimizer updates in one round, given how many training examples are used."""
@@ -418,3 +440,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     )
 }
+
+
+def scenario_for(name: str, profile: str, overrides: dict[str, float] | None = None) -> Scenario:
+    """The scenario a case runs: the named one with the case's sweep overrides applied."""
+    return SCENARIOS[name].with_overrides(profile, overrides or {})

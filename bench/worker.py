@@ -46,10 +46,10 @@ def load_case_data(spec: dict):
     import numpy as np
 
     from bench import datasets
-    from bench.scenarios import SCENARIOS
+    from bench.scenarios import scenario_for
     from bench.suites.context import Data
 
-    scenario = SCENARIOS[spec["scenario"]]
+    scenario = scenario_for(spec["scenario"], spec["profile"], spec.get("overrides"))
     budget = scenario.budget(spec["profile"])
     if scenario.model == "kmeans":
         km = scenario.kmeans
@@ -75,7 +75,7 @@ def run_case(spec: dict, workdir: Path) -> dict:
     import pytest
 
     from bench import outcomes, registry
-    from bench.scenarios import SCENARIOS
+    from bench.scenarios import scenario_for
     from bench.suites.context import CaseContext
 
     rounds_file = (workdir / ROUNDS_FILE).open("a", encoding="utf-8")
@@ -89,7 +89,7 @@ def run_case(spec: dict, workdir: Path) -> dict:
         cls = registry.load_plugin(spec["source"], spec["implementation"], spec["model"])
         threads.apply_to_frameworks(spec["threads"])
         stage = "loading the data"
-        scenario = SCENARIOS[spec["scenario"]]
+        scenario = scenario_for(spec["scenario"], spec["profile"], spec.get("overrides"))
         context = CaseContext(
             scenario=scenario,
             profile=spec["profile"],

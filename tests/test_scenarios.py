@@ -77,3 +77,15 @@ def test_initial_centroids_are_distinct_points_of_the_data():
     assert len({tuple(c) for c in centroids}) == 3
     assert all(any((c == row).all() for row in x) for c in centroids)
     np.testing.assert_array_equal(centroids, initial_centroids(x, 3, seed=0))
+
+
+def test_overrides_change_one_profile_for_sweeps():
+    base = SCENARIOS["dlfs-mlp"]
+    swept = base.with_overrides("quick", {"batch_size": 256, "steps": 50})
+    assert swept.batch_size == 256 and swept.steps_for("quick", 4000) == 50
+    assert swept.budget("full") == base.budget("full")
+    assert swept.flops_per_step() == base.flops_per_step() * 256 // 100
+    kmeans = SCENARIOS["linfa-kmeans"].with_overrides("quick", {"n_samples": 10_000})
+    assert kmeans.budget("quick").n_samples == 10_000
+    with pytest.raises(ValueError, match="sweepable"):
+        base.with_overrides("quick", {"lr": 1.0})
