@@ -78,14 +78,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             unsupported = [
                 f"{s.name}: {why}"
                 for s in SCENARIOS.values()
-                if s.model == p.model and (why := p.cls.why_unsupported(s))
+                if s.model == p.model and (why := p.why_unsupported(s))
             ]
             status = "[green]available[/]" + "".join(
                 f"\n[yellow]not supported[/] {escape(u)}" for u in unsupported
             )
         else:
             status = f"[yellow]skipped[/]: {escape(p.unavailable_reason or '')}"
-        table.add_row(p.name, p.model, escape(p.cls.framework), status, escape(p.source))
+        table.add_row(p.name, p.model, escape(p.framework), status, escape(p.source))
     console.print(table)
     for broken in found.broken:
         errors.print(f"[red]broken plugin[/] {escape(broken.source)}: {escape(broken.error)}")

@@ -4,6 +4,10 @@ installed distributions exposing the entry-point group `bench.implementations`.
 Each plugin source is imported on its own; one that fails is kept as a `BrokenPlugin` with
 its file and error while the others load. A declared requirement that is not installed makes
 the implementation *unavailable, with the reason* rather than absent.
+
+Importing a plugin imports its framework (TensorFlow alone takes seconds), so what a plugin
+folder declares is cached, keyed by its files' sizes and modification times: listing and
+planning then import nothing, and only the worker of a case imports its own plugin.
 """
 
 from __future__ import annotations
@@ -11,17 +15,26 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
+import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import platformdirs
+
 from bench.api import Implementation
+from bench.scenarios import SCENARIOS, Scenario
 
 ENTRY_POINT_GROUP = "bench.implementations"
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "implementations"
+CACHE_FILE = Path(platformdirs.user_cache_dir("bench")) / "plugins.json"
+# Files whose change alters what a plugin declares (its scenarios' support, the contract).
+_HARNESS_FILES = ("api.py", "scenarios.py", "registry.py")
 
 # Where `pip install` can fix a missing requirement.
 EXTRA_FOR = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow"}
@@ -43,20 +56,81 @@ def note_missing_import(error: ImportError) -> None:
 
 
 @dataclass(frozen=True)
-class Plugin:
-    """One registered implementation class and whether it can run here."""
+class PluginInfo:
+    """What an implementation class declares, in plain data (cacheable, no import needed)."""
 
-    cls: type[Implementation]
-    source: str  # "path:<file or folder>" or "entry-point:<name>"
+    name: str
+    model: str
+    framework: str
+    requires: tuple[str, ...]
+    devices: tuple[str, ...]
+    unsupported: dict[str, str]  # scenario -> why the framework cannot express it
+    deviations: dict[str, tuple[str, ...]]  # scenario -> declared deviations
+    missing_imports: tuple[str, ...]  # framework imports `optional_imports` caught
+
+    @classmethod
+    def of(cls, impl: type[Implementation], missing_imports: Iterable[str]) -> PluginInfo:
+        scenarios = [s for s in SCENARIOS.values() if s.model == impl.model]
+        return cls(
+            name=impl.name,
+            model=impl.model,
+            framework=impl.framework,
+            requires=tuple(impl.requires),
+            devices=tuple(impl.devices),
+            unsupported={
+                s.name: why for s in scenarios if (why := impl.why_unsupported(s)) is not None
+            },
+            deviations={s.name: impl.deviations_for(s) for s in scenarios},
+            missing_imports=tuple(missing_imports),
+        )
+
+    @classmethod
+    def from_json(cls, data: dict) -> PluginInfo:
+        return cls(
+            **{
+                **data,
+                "requires": tuple(data["requires"]),
+                "devices": tuple(data["devices"]),
+                "deviations": {k: tuple(v) for k, v in data["deviations"].items()},
+                "missing_imports": tuple(data["missing_imports"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One registered implementation and whether it can run here."""
+
+    info: PluginInfo
+    source: str  # "path:<file or folder>" or "entry-point:<name> (<value>)"
     missing: tuple[str, ...] = ()  # requirements not importable here
 
     @property
     def name(self) -> str:
-        return self.cls.name
+        return self.info.name
 
     @property
     def model(self) -> str:
-        return self.cls.model
+        return self.info.model
+
+    @property
+    def framework(self) -> str:
+        return self.info.framework
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return self.info.devices
+
+    @property
+    def cls(self) -> type[Implementation]:
+        """The class itself: imports the plugin (and its framework)."""
+        return load_plugin(self.source, self.name, self.model)
+
+    def why_unsupported(self, scenario: Scenario) -> str | None:
+        return self.info.unsupported.get(scenario.name)
+
+    def deviations_for(self, scenario: Scenario) -> tuple[str, ...]:
+        return self.info.deviations.get(scenario.name, ())
 
     @property
     def available(self) -> bool:
@@ -111,30 +185,72 @@ def discover(
             (f"entry-point:{ep.name} ({ep.value})", ep)
             for ep in entry_points(group=ENTRY_POINT_GROUP)
         ]
+    cache = _read_cache()
     seen: dict[tuple[str, str], str] = {}
     for source, target in sources:
-        try:
-            classes, missing_imports = load_source(target)
-        except Exception as error:
-            registry.broken.append(
-                BrokenPlugin(source, f"{type(error).__name__}: {error}", traceback.format_exc())
-            )
-            continue
-        for cls in classes:
-            key = (cls.name, cls.model)
-            if key in seen:
+        key = _cache_key(source, target)
+        if key in cache:
+            infos = [PluginInfo.from_json(item) for item in cache[key]]
+        else:
+            try:
+                classes, missing_imports = load_source(target)
+            except Exception as error:
+                registry.broken.append(
+                    BrokenPlugin(source, f"{type(error).__name__}: {error}", traceback.format_exc())
+                )
+                continue
+            infos = [PluginInfo.of(cls, missing_imports) for cls in classes]
+            if key is not None:
+                cache[key] = [asdict(info) for info in infos]
+                _write_cache(cache)
+        for info in infos:
+            identity = (info.name, info.model)
+            if identity in seen:
                 registry.broken.append(
                     BrokenPlugin(
                         source,
-                        f"duplicate implementation {cls.name!r} for model {cls.model!r} "
-                        f"(already registered by {seen[key]}); rename one",
+                        f"duplicate implementation {info.name!r} for model {info.model!r} "
+                        f"(already registered by {seen[identity]}); rename one",
                         "",
                     )
                 )
                 continue
-            seen[key] = source
-            registry.plugins.append(Plugin(cls, source, _missing(cls, missing_imports)))
+            seen[identity] = source
+            registry.plugins.append(Plugin(info, source, _missing(info)))
     return registry
+
+
+def _cache_key(source: str, target: object) -> str | None:
+    """Changes whenever a file of the plugin folder, the harness contract or the Python
+    environment changes. Entry points are not cached: their code lives elsewhere."""
+    if not isinstance(target, Path):
+        return None
+    files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    harness = [Path(__file__).parent / name for name in _HARNESS_FILES]
+    stamp = [(str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in [*files, *harness]]
+    return hashlib.sha256(json.dumps([source, sys.executable, stamp]).encode()).hexdigest()
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(CACHE_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(cache: dict) -> None:
+    """Best effort and atomic: a cache that cannot be written only costs time."""
+    try:
+        CACHE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=CACHE_FILE.parent, suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(cache, out)
+        os.replace(temporary, CACHE_FILE)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def plugin_paths(folder: Path) -> list[Path]:
@@ -197,10 +313,19 @@ def _import_path(path: Path) -> None:
         raise
 
 
-def _missing(cls: type[Implementation], missing_imports: list[str]) -> tuple[str, ...]:
-    declared = [r for r in cls.requires if importlib.util.find_spec(r) is None]
-    undeclared = [m for m in missing_imports if m.split(".")[0] not in cls.requires]
-    return tuple(declared + undeclared)
+def _missing(info: PluginInfo) -> tuple[str, ...]:
+    """Requirements not importable here: declared ones, and framework imports that failed
+    without being declared. Checked on every discovery: installing one makes it available."""
+    candidates = [*info.requires, *info.missing_imports]
+    missing = [name for name in dict.fromkeys(candidates) if not _importable(name)]
+    return tuple(missing)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def load_plugin(source: str, name: str, model: str) -> type[Implementation]:

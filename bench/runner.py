@@ -124,7 +124,7 @@ def plan(
                     scenario=scenario.name,
                     implementation=plugin.name,
                     model=plugin.model,
-                    framework=plugin.cls.framework,
+                    framework=plugin.framework,
                     source=plugin.source,
                     threads=count,
                     device=device,
@@ -134,7 +134,7 @@ def plan(
                     timeout_s=budget.timeout_s if timeout_s is None else timeout_s,
                     seed=seed,
                     dataset=datasets.get(scenario.name),
-                    deviations=plugin.cls.deviations_for(scenario),
+                    deviations=plugin.deviations_for(scenario),
                     overrides=dict(sizes),
                     status=status,
                     reason=reason,
@@ -147,9 +147,9 @@ def _cannot_run(plugin: Plugin, scenario: Scenario, device: str) -> tuple[str | 
     """(status, reason) for a case decided before it runs; (None, None) if it will run."""
     if not plugin.available:
         return outcomes.SKIPPED, plugin.unavailable_reason
-    if device not in plugin.cls.devices:
-        return outcomes.UNSUPPORTED, f"runs on {', '.join(plugin.cls.devices)}, not {device}"
-    if why := plugin.cls.why_unsupported(scenario):
+    if device not in plugin.devices:
+        return outcomes.UNSUPPORTED, f"runs on {', '.join(plugin.devices)}, not {device}"
+    if why := plugin.why_unsupported(scenario):
         return outcomes.UNSUPPORTED, why
     return None, None
 

@@ -1,5 +1,9 @@
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 from bench import registry
@@ -98,3 +102,42 @@ def test_relative_plugin_folders_are_recorded_as_absolute_paths(monkeypatch):
     found = registry.discover([Path("plugins") / "noop"], builtin=False, installed=False)
     source = found.find("noop", "mlp").source
     assert Path(source.removeprefix("path:")).is_absolute()
+
+
+def test_a_warm_cache_lists_plugins_without_importing_them_and_edits_invalidate_it(tmp_path):
+    counter = tmp_path / "imports.txt"
+    plugin = tmp_path / "plugins" / "counted.py"
+    plugin.parent.mkdir()
+    source = textwrap.dedent(f"""
+        from pathlib import Path
+        from bench.api import Trainer, register
+        with Path({str(counter)!r}).open("a") as f:
+            f.write("imported\\n")
+
+        @register
+        class Counted(Trainer):
+            name, model, framework = "counted", "mlp", "{{framework}}"
+    """)
+    plugin.write_text(source.replace("{framework}", "first"))
+    script = (
+        "import sys; from pathlib import Path; from bench import registry; "
+        "found = registry.discover([Path(sys.argv[1])], builtin=False, installed=False); "
+        "print(found.find('counted', 'mlp').framework)"
+    )
+
+    def discover_in_a_fresh_process() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(plugin.parent)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert discover_in_a_fresh_process() == "first"
+    assert discover_in_a_fresh_process() == "first"
+    assert counter.read_text().count("imported") == 1
+    plugin.write_text(source.replace("{framework}", "second"))
+    os.utime(plugin, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert discover_in_a_fresh_process() == "second"
+    assert counter.read_text().count("imported") == 2
