@@ -10,11 +10,13 @@ bench data [fetch NAME | verify [NAME]]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import math
 import shlex
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -104,17 +106,22 @@ def _budget_text(scenario, profile: str) -> str:
 # --- bench run ---------------------------------------------------------------------------
 
 
-def _interrupt_on_sigterm() -> None:
-    """`kill` (SIGTERM) stops a run like Ctrl-C: the current case is recorded as interrupted."""
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """`kill` (SIGTERM) stops a command like Ctrl-C: a run records its current case as
+    interrupted and keeps everything finished."""
 
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _interrupt_on_sigterm()
     root = results_root(args.results_dir)
     if args.resume:
         store = RunStore.open(root, args.resume)
@@ -382,6 +389,12 @@ def cmd_data(args: argparse.Namespace) -> int:
             mark = "[green]ok[/]" if check.ok else f"[red]{escape(check.detail)}[/]"
             table.add_row(name, escape(str(check.path)), mark)
     console.print(table)
+    if failed:
+        console.print(
+            "Files that fail verification are never used. Replace them with "
+            + " or ".join(f"`bench data fetch {name} --force`" for name in names if name != "blobs")
+            + ", or delete them."
+        )
     return 1 if failed and args.action == "verify" else 0
 
 
@@ -458,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         errors.print("bench data fetch: name a dataset: " + ", ".join(datasets.NAMES))
         return 2
     try:
-        return args.func(args)
+        with _sigterm_as_interrupt():
+            return args.func(args)
     except (UsageError, runner.SelectionError, RunNotFound, datasets.DatasetError) as error:
         errors.print(f"[red]error:[/] {escape(str(error))}")
         return 2

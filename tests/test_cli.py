@@ -158,3 +158,17 @@ def test_default_results_dir_is_relative_to_where_bench_runs(tmp_path, monkeypat
     assert done.returncode == 0, done.stderr
     (summary,) = (tmp_path / "results").glob("*/summary.csv")
     assert "ok" in summary.read_text()
+
+
+def test_data_verify_reports_a_corrupt_file_and_fails(tmp_path, monkeypatch, capsys):
+    from bench import datasets
+
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for spec in (datasets.IMAGE_DATASETS["mnist"].train_images,):
+        (folder / spec.name).write_bytes(b"truncated")
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
+    assert cli.main(["data", "verify", "mnist"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "SHA-256 mismatch" in out
+    assert "bench data fetch mnist --force" in out

@@ -1,6 +1,7 @@
 """End to end: `bench run` on real worker processes, with implementations that fail in every
 way a case can, on the smoke profile."""
 
+import errno
 import json
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from conftest import PLUGINS, bench_command, smoke_args, stored_cases
 
 def test_every_failure_is_recorded_with_its_reason_and_other_cases_are_intact(tmp_path, test_state):
     results = tmp_path / "results"
-    impls = "healthy,crashing,hanging,diverging,killed,needs-missing,hangs-later"
+    impls = "healthy,crashing,hanging,diverging,killed,needs-missing,hangs-later,out-of-memory"
     done = bench_command(
         *smoke_args(
             "--plugins",
@@ -37,6 +38,8 @@ def test_every_failure_is_recorded_with_its_reason_and_other_cases_are_intact(tm
     assert "time limit of 10 s" in cases["hanging"]["reason"]
     assert cases["diverging"]["status"] == "diverged"
     assert "loss is nan" in cases["diverging"]["reason"]
+    assert cases["out-of-memory"]["status"] == "out-of-memory"
+    assert "64.0 GiB" in cases["out-of-memory"]["reason"]
     assert cases["killed"]["status"] == "crashed"
     assert "SIGKILL" in cases["killed"]["reason"]
     assert cases["needs-missing"]["status"] == "skipped"
@@ -127,3 +130,38 @@ def test_ctrl_c_records_the_case_as_interrupted_and_says_how_to_resume(tmp_path,
     resumed = bench_command("run", "--resume", run.name, results=results)
     assert resumed.returncode == 0, resumed.stderr
     assert {c["status"] for c in stored_cases(results).values()} == {"ok"}
+
+
+def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(
+    tmp_path, monkeypatch, capsys
+):
+    from bench import cli
+    from bench.results import RunStore
+
+    real_save = RunStore.save_case
+    saved = []
+
+    def save_then_fill_the_disk(self, record, benchmark_json=None):
+        if saved:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.directory))
+        saved.append(record["case"]["id"])
+        real_save(self, record, benchmark_json)
+
+    monkeypatch.setattr(RunStore, "save_case", save_then_fill_the_disk)
+    results = tmp_path / "results"
+    args = smoke_args(
+        "--plugins",
+        str(PLUGINS / "noop"),
+        "--impl",
+        "noop",
+        "--scenario",
+        "dlfs-mlp,tch-mlp",
+        "--results-dir",
+        str(results),
+    )
+    assert cli.main(args) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "disk full" in err and "bench run --resume" in err
+    (run,) = results.iterdir()
+    (kept,) = (run / "cases").glob("*.json")
+    assert json.loads(kept.read_text())["status"] == "ok"

@@ -55,6 +55,14 @@ class Diverging(Healthy):
 
 
 @register
+class OutOfMemory(Healthy):
+    name = "out-of-memory"
+
+    def train(self, steps):
+        raise MemoryError("Unable to allocate 64.0 GiB for an array")
+
+
+@register
 class Killed(Healthy):
     name = "killed"
 
