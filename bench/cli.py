@@ -178,6 +178,7 @@ def _new_run(args: argparse.Namespace, root: Path) -> tuple[RunStore, list[runne
         rounds=args.rounds,
         warmup_rounds=args.warmup,
         timeout_s=args.timeout,
+        round_cap_s=args.round_cap,
         seed=args.seed,
         datasets=resolutions,
     )
@@ -309,6 +310,8 @@ def print_summary(summary, meta: dict) -> None:
             data = f"[red]{data} (fallback)[/]"
         ok = row["status"] == outcomes.OK
         status = row["status"] if ok else f"[yellow]{row['status']}[/]"
+        if row.get("capped_rounds"):
+            status += f"\n[yellow]capped {row['capped_rounds']}/{row['rounds']}[/]"
         first = (row["scenario"], row["implementation"], str(row["threads"]), data, status)
         if not ok and not row["rounds"]:
             reason = escape(str(row["reason"] or ""))
@@ -439,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", action="append", help="device(s), default cpu")
     run.add_argument("--timeout", type=float, help="seconds per case before it is killed")
+    run.add_argument(
+        "--round-cap",
+        type=float,
+        metavar="SECONDS",
+        help="stop each training round after this much training time; marked capped",
+    )
     run.add_argument("--seed", type=int, default=0, help="base seed; round r uses seed+r")
     run.add_argument("--offline", action="store_true", help="never download datasets")
     run.add_argument(

@@ -265,6 +265,7 @@ def _summary_row(case: dict, ids: dict, rounds: list[dict]) -> dict:
         "train_seconds_min": time["min"],
         "train_seconds_max": time["max"],
         "cold_start_seconds": warmups[0]["wall_seconds"] if warmups else math.nan,
+        "capped_rounds": sum(bool(r.get("capped")) for r in measured),
     }
     for column in MEDIAN_COLUMNS:
         row[f"{column}_median"] = describe([r.get(column) for r in measured])["median"]

@@ -59,6 +59,7 @@ class Case:
     warmup_rounds: int
     timeout_s: float
     seed: int
+    round_cap_s: float | None = None
     dataset: dict | None = None  # a datasets.Resolution as a dict
     deviations: tuple[str, ...] = ()
     overrides: dict = field(default_factory=dict)  # sweep sizes, e.g. {"n_samples": 10_000}
@@ -97,6 +98,7 @@ def plan(
     rounds: int | None = None,
     warmup_rounds: int | None = None,
     timeout_s: float | None = None,
+    round_cap_s: float | None = None,
     seed: int = 0,
     datasets: dict[str, dict] | None = None,
     overrides: Sequence[dict] = ({},),
@@ -133,6 +135,7 @@ def plan(
                     warmup_rounds=budget.warmup_rounds if warmup_rounds is None else warmup_rounds,
                     timeout_s=budget.timeout_s if timeout_s is None else timeout_s,
                     seed=seed,
+                    round_cap_s=budget.round_cap_s if round_cap_s is None else round_cap_s,
                     dataset=datasets.get(scenario.name),
                     deviations=plugin.deviations_for(scenario),
                     overrides=dict(sizes),

@@ -105,7 +105,9 @@ class Budget:
     Trainers: exactly one of `steps` or `epochs` (epochs count mini-batches of the training
     set actually used, the last one short). `train_samples`/`test_samples` cap the data.
     Clusterers: `n_samples` points. `eval_points` is how many times per round the harness
-    measures test accuracy (untimed) for the accuracy-vs-time curve.
+    measures test accuracy (untimed) for the accuracy-vs-time curve. `round_cap_s` caps a
+    training round's time: the round stops after the `train` call that passes it and is
+    marked *capped* with the steps it did.
     """
 
     rounds: int
@@ -117,6 +119,7 @@ class Budget:
     test_samples: int | None = None
     eval_points: int = 5
     n_samples: int | None = None
+    round_cap_s: float | None = None  # stop a training round at the next `train` call after this
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ def run_case(spec: dict, workdir: Path) -> dict:
             seed=spec["seed"],
             device=spec["device"],
             threads=spec["threads"],
+            round_cap_s=spec.get("round_cap_s"),
             rounds=spec["rounds"],
             warmup_rounds=spec["warmup_rounds"],
             on_round=on_round,

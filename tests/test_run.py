@@ -165,3 +165,39 @@ def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(
     (run,) = results.iterdir()
     (kept,) = (run / "cases").glob("*.json")
     assert json.loads(kept.read_text())["status"] == "ok"
+
+
+def test_a_round_cap_stops_rounds_early_and_marks_them_capped(tmp_path):
+    results = tmp_path / "results"
+    # dlfs-mlp quick is 1 000 steps: 10 s at 10 ms a step, capped at 0.3 s
+    done = bench_command(
+        "run",
+        "--profile",
+        "quick",
+        "--dataset",
+        "mnist-5k",
+        "--offline",
+        "--no-peak",
+        "--plugins",
+        str(PLUGINS / "faulty"),
+        "--impl",
+        "slow-steps",
+        "--scenario",
+        "dlfs-mlp",
+        "--rounds",
+        "2",
+        "--warmup",
+        "0",
+        "--round-cap",
+        "0.3",
+        results=results,
+    )
+    assert done.returncode == 0, done.stderr
+    record = stored_cases(results)["slow-steps"]
+    assert record["status"] == "ok"
+    for round_ in record["rounds"]:
+        assert round_["capped"] and round_["planned_steps"] == 1000
+        assert 30 <= round_["steps"] < 100  # stopped within a hundredth of the round
+        assert round_["curve"][-1]["steps"] == round_["steps"]
+        assert round_["samples"] == round_["steps"] * 100
+    assert "capped 2/2" in done.stdout

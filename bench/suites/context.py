@@ -32,6 +32,7 @@ class CaseContext:
     seed: int
     device: str
     threads: int
+    round_cap_s: float | None
     rounds: int
     warmup_rounds: int
     on_round: Callable[[dict], None]  # called with each finished round's record
