@@ -417,6 +417,46 @@ SCENARIOS: dict[str, Scenario] = {
             ),
         ),
         Scenario(
+            name="dlfs-cnn",
+            title="Deep Learning from Scratch ch.7: SimpleConvNet, one conv + two affine, Adam",
+            article="Deep Learning from Scratch ch.7 (the book behind seed 002), SimpleConvNet",
+            model="cnn",
+            dataset="mnist",
+            layers=(
+                Conv2d(1, 30, 5, activation="relu"),
+                MaxPool2d(2, 2),
+                Flatten(),
+                Dense(30 * 12 * 12, 100, "relu"),
+                Dense(100, 10, None),
+            ),
+            input_shape=(1, 28, 28),
+            init="scaled-normal",
+            init_scale=0.01,
+            loss="cross-entropy",
+            optimizer=Optimizer("adam", lr=0.001),
+            batch_size=100,
+            sampling="shuffled-epochs",
+            budgets={
+                "smoke": Budget(
+                    rounds=2,
+                    warmup_rounds=1,
+                    timeout_s=120,
+                    steps=3,
+                    train_samples=300,
+                    test_samples=200,
+                    eval_points=2,
+                ),
+                "quick": Budget(rounds=3, warmup_rounds=1, timeout_s=900, steps=600, eval_points=4),
+                "full": Budget(
+                    rounds=3, warmup_rounds=1, timeout_s=14_400, epochs=20, eval_points=20
+                ),
+            },
+            target=0.98,
+            published=(
+                Published("book (SimpleConvNet)", "test accuracy", "about 98.9% after 20 epochs"),
+            ),
+        ),
+        Scenario(
             name="linfa-kmeans",
             title="linfa vs scikit-learn: K-Means k=3 on 2-D blobs, Lloyd",
             article="seed 003: linfa (Rust) vs scikit-learn, measured with pytest-benchmark",

@@ -5,8 +5,15 @@ from bench.scenarios import PROFILES, SCENARIOS
 from bench.weights import initial_centroids, initial_parameters
 
 
-def test_the_five_scenarios_of_the_articles_with_every_profile():
-    assert set(SCENARIOS) == {"nielsen-mlp", "dlfs-mlp", "tch-mlp", "tch-cnn", "linfa-kmeans"}
+def test_the_scenarios_of_the_articles_with_every_profile():
+    assert set(SCENARIOS) == {
+        "nielsen-mlp",
+        "dlfs-mlp",
+        "tch-mlp",
+        "tch-cnn",
+        "dlfs-cnn",
+        "linfa-kmeans",
+    }
     for scenario in SCENARIOS.values():
         assert set(scenario.budgets) == set(PROFILES)
         assert scenario.published, scenario.name
@@ -25,6 +32,7 @@ def test_full_profile_is_the_articles_budget():
     # 60 000 / 128 leaves a short last batch: 469 steps per epoch
     assert SCENARIOS["tch-mlp"].steps_for("full", 60_000) == 100 * 469
     assert SCENARIOS["tch-cnn"].steps_for("full", 60_000) == 20 * 118
+    assert SCENARIOS["dlfs-cnn"].steps_for("full", 60_000) == 20 * 600
     assert SCENARIOS["linfa-kmeans"].budget("full").n_samples == 1_000_000
 
 
@@ -45,11 +53,14 @@ def test_parameter_shapes_use_the_canonical_layout():
         "W2": (30, 10),
         "b2": (10,),
     }
+    dlfs_cnn = SCENARIOS["dlfs-cnn"]
+    assert dlfs_cnn.parameter_shapes()["W2"] == (30 * 12 * 12, 100)
+    assert dlfs_cnn.forward_flops_per_sample() == 2 * 30 * 25 * 24 * 24 + 2 * (4320 * 100 + 1000)
     cnn = SCENARIOS["tch-cnn"].parameter_shapes()
     assert cnn["W1"] == (10, 1, 5, 5) and cnn["W2"] == (20, 10, 5, 5) and cnn["W3"] == (320, 64)
 
 
-@pytest.mark.parametrize("name", ["nielsen-mlp", "dlfs-mlp", "tch-mlp", "tch-cnn"])
+@pytest.mark.parametrize("name", ["nielsen-mlp", "dlfs-mlp", "tch-mlp", "tch-cnn", "dlfs-cnn"])
 def test_initial_parameters_follow_the_init_rule(name):
     scenario = SCENARIOS[name]
     params = initial_parameters(scenario, seed=3)
