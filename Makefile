@@ -1,4 +1,4 @@
-# Two commands matter: `make bench` (measure, summarise) and `make test`.
+# Two commands matter: `make bench` (measure, summarise, write the report) and `make test`.
 # Both create the virtual environment in .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,18 +18,20 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PIP_INSTALL) -e ".[$(EXTRAS)]"
 	touch $@
 
-bench: setup  ## every available case, quick profile (minutes)
+bench: setup  ## every available case, quick profile (minutes); then the HTML report
 	$(BIN)/bench run --profile quick
+	$(BIN)/bench report
 
-bench-full: setup  ## the articles' exact budgets (hours)
+bench-full: setup  ## the articles' exact budgets (hours); then the HTML report
 	$(BIN)/bench run --profile full
+	$(BIN)/bench report
 
 bench-overhead: setup  ## the harness's own cost per round, with a do-nothing trainer
 	$(BIN)/bench run --plugins tests/plugins/noop --impl noop --scenario dlfs-mlp \
 		--profile quick --rounds 20 --dataset mnist-5k --no-peak
 
-report: setup  ## summary of the latest run
-	$(BIN)/bench show
+report: setup  ## the HTML report of the latest run (reports/latest.html)
+	$(BIN)/bench report
 
 test: setup
 	$(BIN)/python -m pytest
@@ -43,5 +45,5 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf results/*/ reports/*.html .pytest_cache .ruff_cache build *.egg-info
+	rm -rf results/*/ reports/*.html reports/*.md .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -152,9 +152,16 @@ class Clusterer(Implementation):
         raise NotImplementedError
 
 
-def kmeans_shift_tolerance(x: np.ndarray, tol: float) -> float:
-    """scikit-learn's convergence threshold: `tol` times the mean per-feature variance."""
-    return float(tol * np.mean(np.var(np.asarray(x), axis=0)))
+def kmeans_shift_tolerance(x: np.ndarray, tol: float, chunk_rows: int = 65_536) -> float:
+    """scikit-learn's convergence threshold: `tol` times the mean per-feature variance.
+    Two passes over row chunks, so that no temporary as large as `x` is made."""
+    x = np.asarray(x)
+    mean = x.sum(axis=0, dtype=np.float64) / len(x)
+    squares = sum(
+        ((x[start : start + chunk_rows] - mean) ** 2).sum(axis=0)
+        for start in range(0, len(x), chunk_rows)
+    )
+    return float(tol * np.mean(squares / len(x)))
 
 
 class BatchSampler:

@@ -4,13 +4,19 @@ bench list                          scenarios and implementations (with availabi
 bench run [--scenario S] [--impl I] [--profile quick] ...   measure, store, summarise
 bench run --resume RUN              finish an interrupted run
 bench show [RUN]                    summary table of a stored run (default: the latest)
+bench report [RUN ...] [--baseline RUN] [--format html|md]   the self-contained HTML report
+bench compare A B [--fail-above 5%] run B against run A, case by case; exit 1 on a regression
+bench sweep -s S [--sizes 1e4,1e5] [--threads 1,2]   a run over growing sizes; scaling exponents
 bench data [fetch NAME | verify [NAME]]
+bench check IMPL [--scenario S]     the conformance suite: does IMPL follow the contract?
+bench new NAME [--model mlp]        write a plugin skeleton in implementations/NAME
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import errno
 import math
 import shlex
@@ -130,7 +136,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"Resuming run [bold]{store.run_id}[/]: {pending} of {len(cases)} cases left")
     else:
         store, cases = _new_run(args, root)
-    resume = f"bench run --resume {store.run_id}" + (
+    return _execute_stored(store, cases, args, root) or _finish(store)
+
+
+def _execute_stored(store: RunStore, cases: list[runner.Case], args, root: Path) -> int:
+    """Run the cases; on Ctrl-C or a full disk say how to resume. Returns the exit code."""
+    resume = f"bench {args.command} --resume {store.run_id}" + (
         f" --results-dir {shlex.quote(str(root))}" if args.results_dir else ""
     )
     try:
@@ -150,10 +161,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"then {resume}"
         )
         return 1
-    return _finish(store)
+    return 0
 
 
-def _new_run(args: argparse.Namespace, root: Path) -> tuple[RunStore, list[runner.Case]]:
+def _new_run(
+    args: argparse.Namespace, root: Path, overrides: list[dict] | None = None
+) -> tuple[RunStore, list[runner.Case]]:
     from bench import environment, peak
 
     found = registry.discover(args.plugins)
@@ -181,12 +194,14 @@ def _new_run(args: argparse.Namespace, root: Path) -> tuple[RunStore, list[runne
         round_cap_s=args.round_cap,
         seed=args.seed,
         datasets=resolutions,
+        overrides=overrides or [{}],
     )
     if not cases:
         raise UsageError(
             "nothing to run: no implementation matches the selected scenarios (see `bench list`)"
         )
     meta = {
+        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
         "command": "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "profile": args.profile,
         "datasets": resolutions,
@@ -264,11 +279,14 @@ def _execute(store: RunStore, cases: list[runner.Case]) -> None:
             progress.advance(task)
 
         runner.execute(store, todo, on_start=on_start, on_done=on_done)
+    store.update_meta(finished_at=dt.datetime.now().isoformat(timespec="seconds"))
 
 
 def _finish(store: RunStore) -> int:
     tables = store.write_tables()
     print_summary(tables["summary"], store.meta)
+    if sweep_meta := store.meta.get("sweep"):
+        print_scaling(tables["summary"], sweep_meta["key"])
     console.print(
         f"\nResults: [bold]{store.directory}[/]  (summary.csv, rounds.csv, "
         "benchmarks/*.json for `pytest-benchmark compare`)"
@@ -350,6 +368,57 @@ def _mib(value) -> str:
     return "–" if value is None or math.isnan(value) else f"{value / 2**20:.0f} MiB"
 
 
+# --- bench sweep -------------------------------------------------------------------------
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """A run whose cases carry growing sizes (and thread counts); run.json says so."""
+    from bench import sweep
+
+    if args.resume:
+        return cmd_run(args)
+    if not args.scenario:
+        raise UsageError("name the scenario(s) to sweep, e.g. --scenario linfa-kmeans")
+    runner.check_name("profile", args.profile, PROFILES)
+    try:
+        key = sweep.sweep_key(runner.select_scenarios(_split(args.scenario)), args.over)
+        sizes = sweep.parse_sizes(args.sizes or ()) or sweep.default_sizes(key, args.profile)
+    except sweep.SweepError as error:
+        raise UsageError(str(error)) from None
+    if not args.threads:
+        args.threads = [",".join(map(str, sweep.default_thread_counts(threads.available_cores())))]
+    root = results_root(args.results_dir)
+    store, cases = _new_run(args, root, overrides=sweep.overrides(key, sizes))
+    thread_counts = sorted({case.threads for case in cases})
+    store.update_meta(sweep={"key": key, "sizes": sizes, "thread_counts": thread_counts})
+    return _execute_stored(store, cases, args, root) or _finish(store)
+
+
+def print_scaling(summary, key: str) -> None:
+    from bench import sweep
+
+    rows = sweep.scaling_rows(summary, key)
+    sizes = sorted({size for row in rows for size in row["seconds"]})
+    table = Table(
+        title=f"Scaling: median seconds per {key}; exponent of time ≈ c·{key}^exponent",
+        title_justify="left",
+    )
+    for column in ("scenario", "implementation", "thr", "device", *map("{:,}".format, sizes)):
+        table.add_column(column, overflow="fold")
+    table.add_column("exponent")
+    for row in rows:
+        cells = []
+        for size in sizes:
+            seconds, status = row["seconds"].get(size, math.nan), row["status"].get(size)
+            text = _num(seconds) if math.isfinite(seconds) else ""
+            if status != outcomes.OK:
+                text = f"{text} [yellow]{status or 'not planned'}[/]".strip()
+            cells.append(text)
+        first = (row["scenario"], row["implementation"], str(row["threads"]), row["device"])
+        table.add_row(*first, *cells, _num(row["exponent"]))
+    console.print(table)
+
+
 # --- bench show --------------------------------------------------------------------------
 
 
@@ -359,6 +428,79 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run_id is None:
         raise UsageError(f"no runs in {root}; start one with `bench run`")
     return _finish(RunStore.open(root, run_id))
+
+
+# --- bench report, bench compare ---------------------------------------------------------
+
+
+def _open_run(root: Path, run: str | None) -> RunStore:
+    """RUN (an id or a folder), or the latest run in `root`."""
+    run_id = run or latest_run_id(root)
+    if run_id is None:
+        raise UsageError(f"no runs in {root}; start one with `bench run`")
+    return RunStore.open(root, run_id)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench import report  # matplotlib and Jinja load only for this command
+
+    root = results_root(args.results_dir)
+    stores = [_open_run(root, run) for run in args.runs or [None]]
+    baseline = _open_run(root, args.baseline) if args.baseline else None
+    path = report.write(
+        stores, report.reports_root(args.reports_dir), baseline=baseline, fmt=args.format
+    )
+    print(path)  # plain print: a long path must stay on one line for scripts
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench import compare
+
+    root = results_root(args.results_dir)
+    baseline, candidate = _open_run(root, args.baseline), _open_run(root, args.candidate)
+    try:
+        threshold = compare.parse_threshold(args.fail_above or "5%")
+    except ValueError as error:
+        raise UsageError(f"--fail-above: {error}") from None
+    result = compare.compare_runs(baseline, candidate, threshold)
+    for warning in result.warnings:
+        errors.print(f"[yellow]warning:[/] {escape(warning)}")
+    table = Table(
+        title=f"{candidate.run_id} against {baseline.run_id}: median train time per case",
+        title_justify="left",
+    )
+    for column in ("scenario", "implementation", "thr", "baseline", "candidate", "change",
+                   "95% CI of change", "p (M-W)", "verdict"):  # fmt: skip
+        textual = column in ("scenario", "implementation", "verdict")
+        table.add_column(column, justify="left" if textual else "right")
+    style = {compare.REGRESSED: "bold red", compare.IMPROVED: "green"}
+    for case in result.cases:
+        verdict = escape(case.verdict + (f" ({case.note})" if case.note else ""))
+        if case.verdict in style:
+            verdict = f"[{style[case.verdict]}]{verdict}[/]"
+        table.add_row(
+            escape(case.scenario),
+            escape(case.implementation),
+            str(case.threads),
+            _seconds_text(case.baseline_median),
+            _seconds_text(case.candidate_median),
+            f"{case.change:+.1%}" if math.isfinite(case.ratio) else "–",
+            f"{case.low - 1:+.1%} … {case.high - 1:+.1%}" if math.isfinite(case.low) else "–",
+            _num(case.p_value, digits=2),
+            verdict,
+        )
+    console.print(table)
+    regressions = result.regressions
+    console.print(
+        f"{len(regressions)} case(s) slower by more than {threshold:.0%} beyond the noise"
+        + (": " + ", ".join(escape(c.case_id) for c in regressions) if regressions else "")
+    )
+    return 1 if args.fail_above and regressions else 0
+
+
+def _seconds_text(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.4g} s"
 
 
 # --- bench data --------------------------------------------------------------------------
@@ -399,6 +541,49 @@ def cmd_data(args: argparse.Namespace) -> int:
             + ", or delete them."
         )
     return 1 if failed and args.action == "verify" else 0
+
+
+# --- bench check, bench new --------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bench import conformance
+
+    found = registry.discover(args.plugins)
+    for broken in found.broken:
+        errors.print(f"[red]broken plugin[/] {escape(broken.source)}: {escape(broken.error)}")
+    runner.check_name("implementation", args.impl, found.names())
+    scenarios = runner.select_scenarios(_split(args.scenario))
+    models = {s.model for s in scenarios}
+    plugins = [p for p in found.plugins if p.name == args.impl and p.model in models]
+    if not plugins:
+        raise UsageError(f"{args.impl} implements none of the models of the selected scenarios")
+    failed = 0
+    for plugin in plugins:
+        console.print(f"[bold]{plugin.name}[/] ({plugin.model}) from {escape(plugin.source)}")
+        results = (
+            conformance.run_checks(plugin.cls, scenarios)
+            if plugin.available
+            else [conformance.CheckResult("requirements", False, plugin.unavailable_reason or "")]
+        )
+        for r in results:
+            mark = "[red]FAIL[/]" if not r.passed else "[yellow]skip[/]" if r.skipped else "pass"
+            console.print(f"  {mark} {escape(r.name)}: {escape(r.detail)}")
+        failed += sum(not r.passed for r in results)
+    console.print("[red]conformance: failed[/]" if failed else "[green]conformance: passed[/]")
+    return 1 if failed else 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from bench import scaffold
+
+    try:
+        module = scaffold.new_plugin(args.name, args.model, args.dir)
+    except scaffold.ScaffoldError as error:
+        raise UsageError(str(error)) from None
+    console.print(f"Wrote {escape(str(module.parent))}/")
+    console.print(escape(scaffold.next_steps(args.name, module)))
+    return 0
 
 
 # --- entry point -------------------------------------------------------------------------
@@ -461,16 +646,74 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
+    sweeping = commands.add_parser(
+        "sweep",
+        parents=[run],
+        add_help=False,
+        help="a run over growing sizes and thread counts, with scaling exponents",
+        description="Run the same cases over growing sizes and thread counts (default 1, 2, "
+        "4, ... all cores); takes every option of `bench run`.",
+    )
+    sweeping.add_argument(
+        "--over",
+        metavar="KEY",
+        help="what grows: n_samples (kmeans, default), batch_size (trainers, default) or steps",
+    )
+    sweeping.add_argument(
+        "--sizes", action="append", help="sizes, e.g. 1e4,1e5,1e6 (default: by profile)"
+    )
+    sweeping.set_defaults(func=cmd_sweep)
+
     show = commands.add_parser("show", help="summary table of a stored run")
     show.add_argument("run", nargs="?", help="run id or folder (default: the latest)")
     show.add_argument("--results-dir", metavar="DIR", help="where runs are stored")
     show.set_defaults(func=cmd_show)
+
+    reporting = commands.add_parser("report", help="write the self-contained HTML report")
+    reporting.add_argument("runs", nargs="*", metavar="RUN", help="run id(s) (default: latest)")
+    reporting.add_argument("--baseline", metavar="RUN", help="compare every case with RUN")
+    reporting.add_argument("--format", choices=("html", "md"), default="html")
+    reporting.add_argument("--results-dir", metavar="DIR", help="where runs are stored")
+    reporting.add_argument(
+        "--reports-dir",
+        metavar="DIR",
+        help="where reports are written (default $BENCH_REPORTS_DIR or ./reports)",
+    )
+    reporting.set_defaults(func=cmd_report)
+
+    comparing = commands.add_parser("compare", help="run B against run A, case by case")
+    comparing.add_argument("baseline", metavar="A", help="baseline run id or folder")
+    comparing.add_argument("candidate", metavar="B", help="candidate run id or folder")
+    comparing.add_argument(
+        "--fail-above",
+        metavar="PCT",
+        help="exit 1 if a case is significantly slower by more than PCT (e.g. 5%%)",
+    )
+    comparing.add_argument("--results-dir", metavar="DIR", help="where runs are stored")
+    comparing.set_defaults(func=cmd_compare)
 
     data = commands.add_parser("data", help="where each dataset is; fetch; verify")
     data.add_argument("action", nargs="?", choices=("status", "fetch", "verify"), default="status")
     data.add_argument("name", nargs="?", help="dataset name")
     data.add_argument("--force", action="store_true", help="fetch again even if present")
     data.set_defaults(func=cmd_data)
+
+    check = commands.add_parser(
+        "check", parents=[plugins], help="run the conformance suite on an implementation"
+    )
+    check.add_argument("impl", metavar="IMPL", help="implementation name (see `bench list`)")
+    check.add_argument(
+        "--scenario", "-s", action="append", metavar="S", help="only these scenario(s)"
+    )
+    check.set_defaults(func=cmd_check)
+
+    new = commands.add_parser("new", help="write a plugin skeleton to fill in")
+    new.add_argument("name", metavar="NAME", help="lowercase words joined by '-', e.g. my-numpy")
+    new.add_argument("--model", choices=("mlp", "kmeans"), default="mlp", help="default: mlp")
+    new.add_argument(
+        "--dir", type=Path, default=Path("implementations"), help="where to write NAME/"
+    )
+    new.set_defaults(func=cmd_new)
     return parser
 
 

@@ -262,6 +262,8 @@ def _summary_row(case: dict, ids: dict, rounds: list[dict]) -> dict:
         "rounds": time["n"],
         "train_seconds_median": time["median"],
         "train_seconds_iqr": time["iqr"],
+        "train_seconds_q1": time["q1"],
+        "train_seconds_q3": time["q3"],
         "train_seconds_min": time["min"],
         "train_seconds_max": time["max"],
         "cold_start_seconds": warmups[0]["wall_seconds"] if warmups else math.nan,

@@ -152,6 +152,7 @@ class Scenario:
     dataset: str
     budgets: dict[str, Budget]
     target: float  # test accuracy to reach (trainers) or max relative inertia error (kmeans)
+    original: str = ""  # the implementation the article started from: speed-ups are relative to it
     published: tuple[Published, ...] = ()
     deviations: tuple[str, ...] = ()
     # trainers
@@ -252,6 +253,7 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario(
             name="nielsen-mlp",
+            original="numpy-pure",
             title="Nielsen network.py: 784-30-10 sigmoid MLP, quadratic cost, SGD",
             article="seed 000: Nielsen, Neural Networks and Deep Learning ch.1 (Python vs Rust)",
             model="mlp",
@@ -297,8 +299,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="dlfs-mlp",
+            original="numpy-vectorized",
             title="Deep Learning from Scratch ch.5: 784-50-10 ReLU MLP, softmax cross-entropy",
-            article="seed 002: 『ゼロから作る Deep Learning』 in Rust (Python, Keras, Rust)",
+            article="seed 002: Zero kara tsukuru Deep Learning (Deep Learning from Scratch) "
+            "re-implemented in Rust, vs Python and Keras",
             model="mlp",
             dataset="mnist",
             layers=(Dense(784, 50, "relu"), Dense(50, 10, None)),
@@ -341,6 +345,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="tch-mlp",
+            original="torch",
             title="Rust+LibTorch parameter store: 784-128-10 ReLU MLP, EMA-momentum SGD",
             article="seed 004: a LibTorch 'Memory' parameter store in Rust vs Python+PyTorch",
             model="mlp",
@@ -373,6 +378,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="tch-cnn",
+            original="torch",
             title="Rust+LibTorch parameter store: two-conv CNN, Adam",
             article="seed 001: the same LibTorch parameter store, CNN on MNIST",
             model="cnn",
@@ -418,6 +424,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="dlfs-cnn",
+            original="numpy-vectorized",
             title="Deep Learning from Scratch ch.7: SimpleConvNet, one conv + two affine, Adam",
             article="Deep Learning from Scratch ch.7 (the book behind seed 002), SimpleConvNet",
             model="cnn",
@@ -458,6 +465,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="linfa-kmeans",
+            original="sklearn",
             title="linfa vs scikit-learn: K-Means k=3 on 2-D blobs, Lloyd",
             article="seed 003: linfa (Rust) vs scikit-learn, measured with pytest-benchmark",
             model="kmeans",

@@ -31,3 +31,74 @@ def describe(values: Sequence[float]) -> dict[str, float]:
         "min": float(finite.min()),
         "max": float(finite.max()),
     }
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    return np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+
+
+def ratio_of_medians(
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """median(numerator) / median(denominator) with a percentile-bootstrap confidence
+    interval (each sample resampled on its own). With fewer than two values on either side
+    the interval is NaN: one round says nothing about the noise."""
+    a, b = _finite(numerator), _finite(denominator)
+    if a.size == 0 or b.size == 0 or np.median(b) <= 0:
+        return {"ratio": math.nan, "low": math.nan, "high": math.nan}
+    ratio = float(np.median(a) / np.median(b))
+    if a.size < 2 or b.size < 2:
+        return {"ratio": ratio, "low": math.nan, "high": math.nan}
+    rng = np.random.default_rng(seed)
+    medians_a = np.median(a[rng.integers(0, a.size, (resamples, a.size))], axis=1)
+    medians_b = np.median(b[rng.integers(0, b.size, (resamples, b.size))], axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(medians_a / medians_b, [tail, 100 - tail])
+    return {"ratio": ratio, "low": float(low), "high": float(high)}
+
+
+def clear_difference(low: float, high: float) -> bool:
+    """A confidence interval of a ratio shows a difference only when it excludes 1."""
+    return math.isfinite(low) and math.isfinite(high) and (low > 1 or high < 1)
+
+
+def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Mann-Whitney U p-value (exact for small samples); NaN if a side is empty."""
+    from scipy.stats import mannwhitneyu
+
+    x, y = _finite(a), _finite(b)
+    if x.size == 0 or y.size == 0:
+        return math.nan
+    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
+def loglog_fit(sizes: Sequence[float], times: Sequence[float]) -> dict[str, float]:
+    """Least-squares fit of log(time) = exponent * log(size) + log(scale): the empirical
+    scaling exponent (1 = linear). NaN unless two distinct positive sizes."""
+    pairs = [(s, t) for s, t in zip(sizes, times, strict=True) if s and t and s > 0 and t > 0]
+    x = np.log([s for s, _ in pairs])
+    y = np.log([t for _, t in pairs])
+    if len(pairs) < 2 or np.ptp(x) == 0:
+        return {"exponent": math.nan, "scale": math.nan}
+    exponent, intercept = np.polyfit(x, y, 1)
+    return {"exponent": float(exponent), "scale": float(math.exp(intercept))}
+
+
+def pareto_front(costs: Sequence[float], qualities: Sequence[float]) -> list[bool]:
+    """For each point, whether no other point is at least as cheap and as good and strictly
+    better in one of the two (lower cost, higher quality)."""
+    points = list(zip(costs, qualities, strict=True))
+    ok = [math.isfinite(c) and math.isfinite(q) for c, q in points]
+    return [
+        ok[i]
+        and not any(
+            ok[j] and cj <= ci and qj >= qi and (cj < ci or qj > qi)
+            for j, (cj, qj) in enumerate(points)
+        )
+        for i, (ci, qi) in enumerate(points)
+    ]

@@ -66,13 +66,13 @@ def test_a_run_stores_tidy_tables_and_pytest_benchmark_json(tmp_path):
     assert meta["environment"]["packages"]["numpy"]
 
     rounds = pd.read_csv(run / "rounds.csv")
-    mlp = rounds[rounds.scenario == "dlfs-mlp"]
+    mlp = rounds[(rounds.scenario == "dlfs-mlp") & (rounds.implementation == "numpy-vectorized")]
     assert list(mlp.warmup) == [True, False, False]
     assert (mlp.wall_seconds > 0).all() and (mlp.cpu_seconds > 0).all()
     assert ((mlp.utilisation > 0) & (mlp.utilisation <= 1.5)).all()
     assert (mlp.peak_rss_bytes > 10 * 2**20).all()
     assert mlp.test_accuracy.between(0, 1).all() and mlp.train_accuracy.between(0, 1).all()
-    kmeans = rounds[rounds.scenario == "linfa-kmeans"]
+    kmeans = rounds[(rounds.scenario == "linfa-kmeans") & (rounds.implementation == "sklearn")]
     assert (kmeans.n_iter >= 1).all() and (kmeans.inertia > 0).all()
     assert kmeans.adjusted_rand_index.between(-1, 1).all()
 
@@ -82,7 +82,7 @@ def test_a_run_stores_tidy_tables_and_pytest_benchmark_json(tmp_path):
     assert last == 5  # the smoke budget of dlfs-mlp
 
     summary = pd.read_csv(run / "summary.csv")
-    (mlp_row,) = summary[summary.scenario == "dlfs-mlp"].to_dict("records")
+    (mlp_row,) = summary[summary.case_id == mlp.case_id.iloc[0]].to_dict("records")
     assert mlp_row["rounds"] == 2
     assert mlp_row["train_seconds_median"] == pytest.approx(mlp[~mlp.warmup].wall_seconds.median())
     assert mlp_row["cold_start_seconds"] == pytest.approx(mlp[mlp.warmup].wall_seconds.iloc[0])

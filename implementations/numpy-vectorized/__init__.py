@@ -1,3 +1,3 @@
 """NumPy, vectorised over the mini-batch: every layer works on whole (batch, features) matrices."""
 
-from . import mlp  # noqa: F401  (importing registers the implementation)
+from . import kmeans, mlp  # noqa: F401  (importing registers the implementations)

@@ -1,3 +1,3 @@
 """scikit-learn estimators, used as documented."""
 
-from . import kmeans  # noqa: F401  (importing registers the implementation)
+from . import kmeans, mlp  # noqa: F401  (importing registers the implementations)

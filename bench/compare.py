@@ -1,0 +1,171 @@
+"""Two runs, case by case: is the candidate slower than the baseline, beyond the noise?
+
+Cases are matched by id (scenario, implementation, threads, device, sweep sizes). For each
+pair the ratio of median train times (candidate / baseline, above 1 = slower) gets a
+bootstrap confidence interval and a Mann-Whitney p-value on the measured rounds. A case
+*regressed* when the interval lies above 1 and the ratio exceeds 1 + threshold; *improved*
+is the mirror image. Used by `bench compare` (terminal, exit code for CI) and by the report
+(`bench report --baseline`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bench import outcomes
+from bench.results import RunStore
+from bench.stats import clear_difference, mann_whitney_p, ratio_of_medians
+
+REGRESSED = "regressed"
+IMPROVED = "improved"
+WITHIN_THRESHOLD = "within threshold"
+NO_CLEAR_DIFFERENCE = "no clear difference"
+NOT_COMPARABLE = "not comparable"
+DEFAULT_THRESHOLD = 0.05
+# Environment facts whose change alone can explain a difference in time.
+ENVIRONMENT_KEYS = ("cpu_model", "cores_allowed", "threads", "hostname", "python_version")
+
+
+@dataclass
+class CaseComparison:
+    case_id: str
+    scenario: str
+    implementation: str
+    threads: int | None
+    baseline_median: float
+    candidate_median: float
+    baseline_rounds: int
+    candidate_rounds: int
+    ratio: float  # candidate / baseline median time: above 1 is slower
+    low: float
+    high: float
+    p_value: float
+    verdict: str
+    note: str = ""
+
+    @property
+    def change(self) -> float:
+        """Relative change of the median time: +0.25 is 25 % slower."""
+        return self.ratio - 1
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    candidate: str
+    threshold: float
+    cases: list[CaseComparison]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[CaseComparison]:
+        return [c for c in self.cases if c.verdict == REGRESSED]
+
+
+def parse_threshold(text: str) -> float:
+    """`5%` or `5` -> 0.05: the threshold is always a percentage."""
+    value = text.strip().removesuffix("%").strip()
+    try:
+        percent = float(value)
+    except ValueError:
+        raise ValueError(f"a threshold is a percentage such as 5%, got {text!r}") from None
+    if not math.isfinite(percent) or percent < 0:
+        raise ValueError(f"a threshold is a percentage of 0 or more, got {text!r}")
+    return percent / 100
+
+
+def measured_times(store: RunStore) -> dict[str, list[float]]:
+    """Wall seconds of every measured (non-warm-up) round, by case id."""
+    times: dict[str, list[float]] = {}
+    for case in store.cases():
+        times[case["case"]["id"]] = [
+            r["wall_seconds"] for r in case.get("rounds", []) if not r.get("warmup")
+        ]
+    return times
+
+
+def _statuses(store: RunStore) -> dict[str, dict]:
+    return {case["case"]["id"]: case for case in store.cases()}
+
+
+def compare_runs(
+    baseline: RunStore, candidate: RunStore, threshold: float = DEFAULT_THRESHOLD
+) -> Comparison:
+    base_cases, cand_cases = _statuses(baseline), _statuses(candidate)
+    base_times, cand_times = measured_times(baseline), measured_times(candidate)
+    comparison = Comparison(baseline.run_id, candidate.run_id, threshold, [])
+    comparison.warnings = _warnings(baseline.meta, candidate.meta)
+    for case_id in sorted(set(base_cases) | set(cand_cases)):
+        spec = (cand_cases.get(case_id) or base_cases[case_id])["case"]
+        a, b = base_times.get(case_id, []), cand_times.get(case_id, [])
+        ratio = ratio_of_medians(b, a)
+        verdict, note = _verdict(ratio, threshold)
+        missing = [
+            f"not in the {side} run"
+            for side, cases in (("baseline", base_cases), ("candidate", cand_cases))
+            if case_id not in cases
+        ]
+        unfinished = [
+            f"{side}: {cases[case_id]['status']}"
+            for side, cases in (("baseline", base_cases), ("candidate", cand_cases))
+            if case_id in cases and cases[case_id]["status"] != outcomes.OK
+        ]
+        if not a or not b:
+            verdict = NOT_COMPARABLE
+        note = "; ".join([*missing, *unfinished, *([note] if note else [])])
+        comparison.cases.append(
+            CaseComparison(
+                case_id=case_id,
+                scenario=spec["scenario"],
+                implementation=spec["implementation"],
+                threads=spec.get("threads"),
+                baseline_median=_median(a),
+                candidate_median=_median(b),
+                baseline_rounds=len(a),
+                candidate_rounds=len(b),
+                ratio=ratio["ratio"],
+                low=ratio["low"],
+                high=ratio["high"],
+                p_value=mann_whitney_p(b, a),
+                verdict=verdict,
+                note=note,
+            )
+        )
+    return comparison
+
+
+def _median(values: list[float]) -> float:
+    return float(pd.Series(values, dtype=float).median()) if values else math.nan
+
+
+def _verdict(ratio: dict[str, float], threshold: float) -> tuple[str, str]:
+    if not math.isfinite(ratio["ratio"]):
+        return NOT_COMPARABLE, ""
+    if not math.isfinite(ratio["low"]):
+        return NO_CLEAR_DIFFERENCE, "fewer than 2 measured rounds on a side"
+    if not clear_difference(ratio["low"], ratio["high"]):
+        return NO_CLEAR_DIFFERENCE, ""
+    if ratio["low"] > 1 and ratio["ratio"] > 1 + threshold:
+        return REGRESSED, ""
+    if ratio["high"] < 1 and ratio["ratio"] < 1 / (1 + threshold):
+        return IMPROVED, ""
+    return WITHIN_THRESHOLD, ""
+
+
+def _warnings(base: dict, cand: dict) -> list[str]:
+    """Differences between the runs that make their times not directly comparable."""
+    found = []
+    if base.get("profile") != cand.get("profile"):
+        found.append(f"profiles differ: {base.get('profile')} vs {cand.get('profile')}")
+    for scenario in sorted(set(base.get("datasets") or {}) & set(cand.get("datasets") or {})):
+        used = [(m.get("datasets") or {})[scenario].get("used") for m in (base, cand)]
+        if used[0] != used[1]:
+            found.append(f"{scenario}: dataset {used[0]} vs {used[1]}")
+    env_a, env_b = base.get("environment") or {}, cand.get("environment") or {}
+    for key in ENVIRONMENT_KEYS:
+        if env_a.get(key) != env_b.get(key):
+            found.append(f"{key.replace('_', ' ')} differs: {env_a.get(key)} vs {env_b.get(key)}")
+    return found

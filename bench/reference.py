@@ -1,0 +1,232 @@
+"""The math every implementation must reproduce, in float64 NumPy, independent of any plugin.
+
+`bench check` (`bench.conformance`) compares a plugin with this module: an MLP trained with
+full-batch steps (`train_full_batch`) and Lloyd's K-Means (`kmeans`). It reads top to bottom:
+layers (forward and backward), losses, optimizers, the trainer, then K-Means.
+
+A layer kind is added by writing its forward/backward pair and listing it in `LAYERS`;
+a scenario using a kind not listed there raises `NoReference` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.api import KMeansResult, kmeans_shift_tolerance
+from bench.scenarios import Dense, Optimizer, Scenario
+
+
+class NoReference(Exception):
+    """This module has no math for (part of) a scenario yet; the message says which."""
+
+
+# --- layers: forward(layer, params, x) -> (out, cache); backward(...) -> (dx, grads) -------
+
+ACTIVATIONS: dict[str | None, tuple[Callable, Callable]] = {
+    # name: (f(z), f'(z) expressed with z and a = f(z))
+    None: (lambda z: z, lambda z, a: np.ones_like(z)),
+    "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda z, a: a * (1 - a)),
+    "relu": (lambda z: np.maximum(z, 0), lambda z, a: (z > 0).astype(z.dtype)),
+}
+
+
+def dense_forward(layer: Dense, params: tuple[np.ndarray, ...], x: np.ndarray):
+    W, b = params
+    z = x @ W + b
+    a = ACTIVATIONS[layer.activation][0](z)
+    return a, (x, z, a)
+
+
+def dense_backward(layer: Dense, params: tuple[np.ndarray, ...], cache, da: np.ndarray):
+    W, _ = params
+    x, z, a = cache
+    dz = da * ACTIVATIONS[layer.activation][1](z, a)
+    return dz @ W.T, (x.T @ dz, dz.sum(axis=0))
+
+
+@dataclass(frozen=True)
+class LayerMath:
+    forward: Callable
+    backward: Callable
+    parameters: tuple[str, ...]  # canonical name prefixes, numbered per layer: W1, b1, ...
+
+
+LAYERS: dict[type, LayerMath] = {Dense: LayerMath(dense_forward, dense_backward, ("W", "b"))}
+
+
+def why_no_reference(scenario: Scenario) -> str | None:
+    """None when every layer of `scenario` has reference math, else the reason."""
+    missing = sorted(
+        {type(layer).__name__ for layer in scenario.layers} - {t.__name__ for t in LAYERS}
+    )
+    if not missing:
+        return None
+    return f"no reference for conv layers yet (bench.reference has no {', '.join(missing)})"
+
+
+# --- losses: (outputs of the last layer, labels) -> (mean loss, d loss / d outputs) ------
+
+
+def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
+    return np.eye(classes)[labels]
+
+
+def quadratic_loss(outputs: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Nielsen: mean over the batch of 0.5·||a − onehot(y)||² on the sigmoid outputs a."""
+    diff = outputs - one_hot(labels, outputs.shape[1])
+    return 0.5 * float((diff**2).sum(axis=1).mean()), diff / len(labels)
+
+
+def cross_entropy_loss(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean of −log softmax(logits)[y]; the gradient is (softmax − onehot(y)) / n."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -float(log_probs[np.arange(len(labels)), labels].mean())
+    return loss, (np.exp(log_probs) - one_hot(labels, logits.shape[1])) / len(labels)
+
+
+LOSSES = {"quadratic": quadratic_loss, "cross-entropy": cross_entropy_loss}
+
+
+# --- optimizers: one update of one parameter, with its own state -------------------------
+
+
+def sgd(opt: Optimizer, w: np.ndarray, g: np.ndarray, state: dict, t: int) -> np.ndarray:
+    return w - opt.lr * g
+
+
+def ema_momentum(opt: Optimizer, w: np.ndarray, g: np.ndarray, state: dict, t: int) -> np.ndarray:
+    state["v"] = opt.momentum * state.get("v", 0.0) + (1 - opt.momentum) * g
+    return w - opt.lr * state["v"]
+
+
+def adam(opt: Optimizer, w: np.ndarray, g: np.ndarray, state: dict, t: int) -> np.ndarray:
+    state["m"] = opt.beta1 * state.get("m", 0.0) + (1 - opt.beta1) * g
+    state["v"] = opt.beta2 * state.get("v", 0.0) + (1 - opt.beta2) * g**2
+    m_hat, v_hat = state["m"] / (1 - opt.beta1**t), state["v"] / (1 - opt.beta2**t)
+    return w - opt.lr * m_hat / (np.sqrt(v_hat) + opt.eps)
+
+
+OPTIMIZERS = {"sgd": sgd, "ema-momentum": ema_momentum, "adam": adam}
+
+
+# --- the trainer -------------------------------------------------------------------------
+
+
+class ReferenceTrainer:
+    """The scenario's network in float64, from the given initial parameters."""
+
+    def __init__(self, scenario: Scenario, initial_parameters: dict[str, np.ndarray]) -> None:
+        reason = why_no_reference(scenario)
+        if reason:
+            raise NoReference(reason)
+        self.scenario = scenario
+        self.params = {
+            k: np.asarray(v, dtype=np.float64).copy() for k, v in initial_parameters.items()
+        }
+        self.state: dict[str, dict] = {name: {} for name in self.params}
+        self.t = 0
+        self.layer_parameters: list[tuple[str, ...]] = []
+        index = 0  # layers with parameters are numbered 1, 2, ... in order
+        for layer in scenario.layers:
+            prefixes = LAYERS[type(layer)].parameters
+            if prefixes:
+                index += 1
+            self.layer_parameters.append(tuple(f"{p}{index}" for p in prefixes))
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, list]:
+        caches = []
+        for layer, names in zip(self.scenario.layers, self.layer_parameters, strict=True):
+            x, cache = LAYERS[type(layer)].forward(layer, tuple(self.params[n] for n in names), x)
+            caches.append(cache)
+        return x, caches
+
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+        outputs, caches = self._forward(np.asarray(x, dtype=np.float64))
+        loss, grad = LOSSES[self.scenario.loss](outputs, y)
+        grads: dict[str, np.ndarray] = {}
+        layers = zip(self.scenario.layers, self.layer_parameters, caches, strict=True)
+        for layer, names, cache in reversed(list(layers)):
+            params = tuple(self.params[n] for n in names)
+            grad, layer_grads = LAYERS[type(layer)].backward(layer, params, cache, grad)
+            grads.update(zip(names, layer_grads, strict=True))
+        return loss, grads
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One optimizer update; returns the loss before it, as `Trainer.train` does."""
+        loss, grads = self.loss_and_gradients(x, y)
+        self.t += 1
+        update = OPTIMIZERS[self.scenario.optimizer.kind]
+        for name, g in grads.items():
+            self.params[name] = update(
+                self.scenario.optimizer, self.params[name], g, self.state[name], self.t
+            )
+        return loss
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """The last layer's outputs (sigmoid activations or logits)."""
+        return self._forward(np.asarray(x, dtype=np.float64))[0]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.outputs(x).argmax(axis=1)
+
+
+def train_full_batch(
+    scenario: Scenario,
+    initial_parameters: dict[str, np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+) -> tuple[list[float], dict[str, np.ndarray]]:
+    """`steps` updates on all of (x, y): the loss of every step and the final parameters."""
+    trainer = ReferenceTrainer(scenario, initial_parameters)
+    losses = [trainer.step(x, y) for _ in range(steps)]
+    return losses, trainer.params
+
+
+# --- K-Means -----------------------------------------------------------------------------
+
+
+def nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the closest centroid (the first one on a tie, as scikit-learn)."""
+    return ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+
+
+def kmeans(x: np.ndarray, init_centroids: np.ndarray, max_iter: int, tol: float) -> KMeansResult:
+    """Lloyd from `init_centroids`, counting iterations exactly as scikit-learn's `n_iter_`.
+
+    Iteration i assigns every point to its nearest centroid, then moves each centroid to the
+    mean of its points. It stops when the labels equal those of iteration i−1, or when the
+    summed squared centroid shift is at most `kmeans_shift_tolerance(x, tol)`, or after
+    `max_iter` iterations; in the last two cases the labels are assigned once more so that
+    they match the returned centroids.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    centroids = np.asarray(init_centroids, dtype=np.float64).copy()
+    threshold = kmeans_shift_tolerance(x, tol)
+    previous = np.full(len(x), -1)
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
+        labels = nearest_centroid(x, centroids)
+        counts = np.bincount(labels, minlength=len(centroids))
+        if (counts == 0).any():
+            # scikit-learn would move the empty centroid to a far point; no scenario needs it.
+            raise ValueError(f"cluster(s) {np.flatnonzero(counts == 0).tolist()} became empty")
+        new = np.stack([x[labels == k].mean(axis=0) for k in range(len(centroids))])
+        shift = float(((new - centroids) ** 2).sum())
+        centroids = new
+        if np.array_equal(labels, previous):  # the means did not move: labels match centroids
+            return _kmeans_result(x, centroids, labels, n_iter)
+        if shift <= threshold:
+            break
+        previous = labels
+    return _kmeans_result(x, centroids, nearest_centroid(x, centroids), n_iter)
+
+
+def _kmeans_result(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray, n_iter: int):
+    inertia = float(((x - centroids[labels]) ** 2).sum())
+    return KMeansResult(centroids, labels, n_iter, inertia)

@@ -1,0 +1,56 @@
+"""`bench new NAME`: write a commented plugin skeleton that loads, is discoverable, and
+says where the math goes. The skeletons live in `bench/templates/` as valid Python."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+from bench.registry import BUILTIN_DIR
+
+NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+# model -> (module written beside __init__.py, suffix of the class name)
+MODELS = {"mlp": ("mlp", "MLP"), "kmeans": ("kmeans", "KMeans")}
+
+
+class ScaffoldError(Exception):
+    """The skeleton cannot be written; the message says what to change."""
+
+
+def new_plugin(name: str, model: str = "mlp", directory: Path = Path("implementations")) -> Path:
+    """Write `<directory>/<name>/__init__.py` and `<model>.py`; return the module to fill in."""
+    if not NAME.match(name):
+        raise ScaffoldError(
+            f"invalid name {name!r}: use lowercase words joined by '-', starting with a "
+            "letter, e.g. 'my-numpy'"
+        )
+    if model not in MODELS:
+        raise ScaffoldError(f"unknown model {model!r}; bench new writes {', '.join(MODELS)}")
+    folder = Path(directory) / name
+    if folder.exists():
+        raise ScaffoldError(f"{folder} already exists; choose another name or remove it first")
+    module, suffix = MODELS[model]
+    class_name = "".join(word.capitalize() for word in name.split("-")) + suffix
+
+    def render(template: str) -> str:
+        text = resources.files("bench.templates").joinpath(template).read_text(encoding="utf-8")
+        text = text.replace(f"Template{suffix}", class_name)
+        return text.replace("template-name", name).replace("template_module", module)
+
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(render("package.py"), encoding="utf-8")
+    target = folder / f"{module}.py"
+    target.write_text(render(f"{module}.py"), encoding="utf-8")
+    return target
+
+
+def next_steps(name: str, module: Path) -> str:
+    """What to do after `new_plugin`, with `--plugins` where the folder needs it."""
+    parent = module.parent.parent
+    plugins = "" if parent.resolve() == BUILTIN_DIR else f" --plugins {parent}"
+    return (
+        f"Fill in the methods marked FILL IN in {module}, then:\n"
+        f"  bench check {name}{plugins}        # the conformance suite\n"
+        f"  bench run -i {name}{plugins} --profile smoke"
+    )

@@ -1,0 +1,46 @@
+"""template-name: K-Means (Lloyd) for the `bench` harness.
+
+Written by `bench new`. The harness chooses the data and the initial centroids; this file
+owns the math. Fill in the two methods marked FILL IN, then run `bench check template-name`:
+it compares centroids, labels and the iteration count with bench/reference.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.api import Clusterer, KMeansResult, kmeans_shift_tolerance, register
+
+# A framework other than NumPy is imported inside `bench.api.optional_imports()`, and named
+# in `requires`, so that a machine without it shows this implementation as *skipped*.
+
+
+@register
+class TemplateKMeans(Clusterer):
+    name = "template-name"  # what `bench run -i` and the summary call it
+    model = "kmeans"
+    framework = "numpy"
+    requires = ()  # import names needed beyond the harness's own, e.g. ("torch",)
+
+    def load(self, x: np.ndarray) -> object:
+        """Untimed: the points (n, features) as your framework's array, given to fit/predict."""
+        return x
+
+    def fit(self, x, init_centroids: np.ndarray, max_iter: int, tol: float) -> KMeansResult:
+        """Timed: Lloyd's algorithm from `init_centroids` (do not modify it; copy).
+
+        Iteration i assigns each point to its nearest centroid, then moves every centroid to
+        the mean of its points. Stop when the labels equal those of iteration i − 1, or when
+        the summed squared centroid shift is ≤ kmeans_shift_tolerance(x, tol), or after
+        max_iter iterations; n_iter counts the iterations done (as scikit-learn's n_iter_).
+        When it stops on the shift or on max_iter, assign the labels once more so that they
+        match the returned centroids. inertia: the summed squared distance to them.
+        """
+        raise NotImplementedError(
+            "FILL IN TemplateKMeans.fit: Lloyd iterations until the labels repeat or the "
+            f"summed squared shift is <= {kmeans_shift_tolerance(x, tol):.3g} (see docstring)"
+        )
+
+    def predict(self, x, centroids: np.ndarray) -> np.ndarray:
+        """Integer label of the nearest centroid for every point, shape (n,)."""
+        raise NotImplementedError("FILL IN TemplateKMeans.predict: the nearest centroid")

@@ -1,0 +1,3 @@
+"""Keras 3 on TensorFlow, used as documented: Sequential, compile, fit."""
+
+from . import mlp  # noqa: F401  (importing registers the implementation)

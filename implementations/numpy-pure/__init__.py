@@ -1,0 +1,1 @@
+from . import kmeans, mlp  # noqa: F401

@@ -1,0 +1,80 @@
+"""K-Means with NumPy, vectorised: Lloyd's algorithm on matrices of distances.
+
+Squared distances are ‖c‖² − 2·x·c (the ‖x‖² term is the same for every centroid, so it
+cannot change the nearest one), computed for a chunk of points at a time: the temporaries
+are (chunk, k) whatever the number of points, so 10 million points fit in memory.
+
+Convergence and `n_iter` follow scikit-learn's `_kmeans_single_lloyd`: stop when no label
+changed (strict convergence), or when the summed squared centroid shift is at most
+`kmeans_shift_tolerance(x, tol)`; then (unless strict) assign labels once more to the final
+centroids. A cluster left empty keeps its previous centroid (scikit-learn instead moves it
+to the point farthest from its centroid; blobs do not leave clusters empty).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.api import Clusterer, KMeansResult, kmeans_shift_tolerance, register
+
+
+@register
+class NumpyVectorizedKMeans(Clusterer):
+    name = "numpy-vectorized"
+    model = "kmeans"
+    framework = "numpy"
+    chunk_size = 65_536  # points per distance block: (chunk, k) floats stay in cache
+
+    def load(self, x):
+        return np.ascontiguousarray(x, dtype=np.float64)
+
+    def fit(self, x, init_centroids, max_iter, tol):
+        threshold = kmeans_shift_tolerance(x, tol, chunk_rows=self.chunk_size)
+        centroids = np.array(init_centroids, dtype=np.float64)
+        labels = np.full(len(x), -1, dtype=np.int32)
+        n_iter, changed = 0, True
+        while n_iter < max_iter:
+            n_iter += 1
+            changed, sums, counts = self._assign(x, centroids, labels, accumulate=True)
+            filled = counts > 0
+            updated = centroids.copy()
+            updated[filled] = sums[filled] / counts[filled, None]
+            shift = float(((updated - centroids) ** 2).sum())
+            centroids = updated
+            if not changed or shift <= threshold:
+                break
+        if changed:  # stopped on the tolerance or max_iter: label by the final centroids
+            self._assign(x, centroids, labels)
+        return KMeansResult(centroids, labels, n_iter, self._inertia(x, centroids, labels))
+
+    def predict(self, x, centroids):
+        labels = np.empty(len(x), dtype=np.int32)
+        self._assign(x, np.asarray(centroids, dtype=np.float64), labels)
+        return labels
+
+    def _assign(self, x, centroids, labels, accumulate=False):
+        """Write the nearest centroid of every point into `labels`, chunk by chunk. Returns
+        whether any label changed and, with `accumulate`, each cluster's sum and count."""
+        k, d = centroids.shape
+        squared_norms = (centroids**2).sum(axis=1)
+        sums, counts = np.zeros((k, d)), np.zeros(k)
+        changed = False
+        for part in self._parts(len(x)):
+            chunk, old = x[part], labels[part]
+            nearest = (squared_norms - 2 * chunk @ centroids.T).argmin(axis=1)
+            changed = changed or not np.array_equal(nearest, old)
+            old[:] = nearest
+            if accumulate:
+                counts += np.bincount(nearest, minlength=k)
+                for feature in range(d):
+                    sums[:, feature] += np.bincount(nearest, chunk[:, feature], minlength=k)
+        return changed, sums, counts
+
+    def _inertia(self, x, centroids, labels):
+        return sum(
+            float(((x[part] - centroids[labels[part]]) ** 2).sum()) for part in self._parts(len(x))
+        )
+
+    def _parts(self, n):
+        """Consecutive slices of `chunk_size` points covering all `n`."""
+        return [slice(start, start + self.chunk_size) for start in range(0, n, self.chunk_size)]
