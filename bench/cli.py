@@ -351,7 +351,9 @@ def print_summary(summary, meta: dict) -> None:
 def _quality(row: dict) -> str:
     if row["model"] == "kmeans":
         return f"ARI {_num(row['adjusted_rand_index_median'])}"
-    return f"test {_pct(row['test_accuracy_median'])}"
+    text = f"test {_pct(row['test_accuracy_median'])}"
+    at_chance = row.get("at_chance_level") == True  # noqa: E712  (pandas may give numpy bools)
+    return f"[red]{text} (chance)[/]" if at_chance else text
 
 
 def _num(value, digits: int = 3) -> str:

@@ -271,6 +271,8 @@ def load_source(target: object) -> tuple[list[type[Implementation]], list[str]]:
     if key in _loaded:
         return _loaded[key]
     start, start_missing = len(_collected), len(_missing_imports)
+    # TensorFlow logs start-up chatter to stderr when a plugin imports it; keep it to errors.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if isinstance(target, Path):
         _import_path(target)
     else:

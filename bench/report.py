@@ -318,6 +318,8 @@ def _flags(values: dict, times: list[float]) -> list[str]:
     capped = values.get("capped_rounds")
     if _finite(capped) and capped > 0:
         flags.append(f"capped: {int(capped)} of {len(times)} rounds")
+    if values.get("at_chance_level") == True:  # noqa: E712  (pandas may give numpy bools)
+        flags.append("at chance level: did not learn")
     return flags
 
 

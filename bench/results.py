@@ -58,6 +58,10 @@ MEDIAN_COLUMNS = [
 ]
 
 
+# Ten classes: 10% is chance. Below 15% test accuracy a trainer has not learned anything.
+CHANCE_LEVEL_ACCURACY = 0.15
+
+
 class RunNotFound(LookupError):
     pass
 
@@ -271,4 +275,7 @@ def _summary_row(case: dict, ids: dict, rounds: list[dict]) -> dict:
     }
     for column in MEDIAN_COLUMNS:
         row[f"{column}_median"] = describe([r.get(column) for r in measured])["median"]
+    # A trainer that did not learn must not pass for a fast one: flag it wherever it is shown.
+    accuracy = row["test_accuracy_median"]
+    row["at_chance_level"] = bool(math.isfinite(accuracy) and accuracy < CHANCE_LEVEL_ACCURACY)
     return row

@@ -92,3 +92,13 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path, monkeypat
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_trainer_at_chance_level_is_flagged():
+    learned = _record("learned")
+    stuck = _record("stuck")
+    for round_ in stuck["rounds"]:
+        round_["test_accuracy"] = 0.1
+    summary = tidy_tables([learned, stuck], {})["summary"].set_index("case_id")
+    assert not summary.loc["learned", "at_chance_level"]
+    assert summary.loc["stuck", "at_chance_level"]
