@@ -578,9 +578,9 @@ def _scenario_section(
 ) -> dict:
     rows = _case_rows(runs, scenario)
     anchor = _anchor(scenario.name)
-    datasets = sorted(
-        {(m.get("datasets") or {}).get(scenario.name, {}).get("used") or "?" for m in runs.metas}
-    )
+    # Only the runs that included this scenario say which data it ran on.
+    used = [(m.get("datasets") or {}).get(scenario.name, {}).get("used") for m in runs.metas]
+    datasets = sorted({name for name in used if name}) or ["?"]
     section = {
         "name": scenario.name,
         "anchor": anchor,

@@ -26,6 +26,8 @@ from bench.scenarios import SCENARIOS, scenario_for
 from bench.stats import describe
 
 RESULTS_ENV = "BENCH_RESULTS_DIR"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 CASE_COLUMNS = [
     "case_id",
     "scenario",
@@ -85,6 +87,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results and reports are shared
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

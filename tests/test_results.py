@@ -102,3 +102,13 @@ def test_a_trainer_at_chance_level_is_flagged():
     summary = tidy_tables([learned, stuck], {})["summary"].set_index("case_id")
     assert not summary.loc["learned", "at_chance_level"]
     assert summary.loc["stuck", "at_chance_level"]
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    target = tmp_path / "report.html"
+    atomic_write_text(target, "<html></html>")
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
