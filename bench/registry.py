@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 import platformdirs
 
 from bench.api import Implementation
+from bench.files import write_cache
 from bench.scenarios import SCENARIOS, Scenario
 
 ENTRY_POINT_GROUP = "bench.implementations"
@@ -202,7 +202,7 @@ def discover(
             infos = [PluginInfo.of(cls, missing_imports) for cls in classes]
             if key is not None:
                 cache[key] = [asdict(info) for info in infos]
-                _write_cache(cache)
+                write_cache(CACHE_FILE, lambda out: out.write(json.dumps(cache).encode()))
         for info in infos:
             identity = (info.name, info.model)
             if identity in seen:
@@ -236,21 +236,6 @@ def _read_cache() -> dict:
         return json.loads(CACHE_FILE.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-
-
-def _write_cache(cache: dict) -> None:
-    """Best effort and atomic: a cache that cannot be written only costs time."""
-    try:
-        CACHE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=CACHE_FILE.parent, suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(cache, out)
-        os.replace(temporary, CACHE_FILE)
-    except OSError:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def plugin_paths(folder: Path) -> list[Path]:

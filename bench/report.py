@@ -22,7 +22,8 @@ import pandas as pd
 from markupsafe import Markup
 
 from bench import compare, outcomes, plots
-from bench.results import RunStore, atomic_write_text, tidy_tables
+from bench.files import atomic_write_text
+from bench.results import RunStore, tidy_tables
 from bench.scenarios import SCENARIOS, Scenario
 from bench.stats import clear_difference, describe, loglog_fit, pareto_front, ratio_of_medians
 

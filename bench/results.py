@@ -16,18 +16,16 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from bench import outcomes
+from bench.files import atomic_write_text
 from bench.scenarios import SCENARIOS, scenario_for
 from bench.stats import describe
 
 RESULTS_ENV = "BENCH_RESULTS_DIR"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 CASE_COLUMNS = [
     "case_id",
     "scenario",
@@ -81,21 +79,6 @@ def latest_run_id(root: Path) -> str | None:
     """Run ids start with their creation time, so the greatest is the latest."""
     runs = sorted(p.parent.name for p in root.glob("*/run.json")) if root.is_dir() else []
     return runs[-1] if runs else None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results and reports are shared
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_json(path: Path, data: object) -> None:

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from bench.results import RunNotFound, RunStore, atomic_write_text, latest_run_id, tidy_tables
+from bench.files import atomic_write_text
+from bench.results import RunNotFound, RunStore, latest_run_id, tidy_tables
 from bench.stats import describe
 
 
