@@ -1,7 +1,7 @@
 """The math every implementation must reproduce, in float64 NumPy, independent of any plugin.
 
-`bench check` (`bench.conformance`) compares a plugin with this module: an MLP trained with
-full-batch steps (`train_full_batch`) and Lloyd's K-Means (`kmeans`). It reads top to bottom:
+`bench check` (`bench.conformance`) compares a plugin with this module: an MLP or CNN trained
+with full-batch steps (`train_full_batch`) and Lloyd's K-Means (`kmeans`). It reads top to bottom:
 layers (forward and backward), losses, optimizers, the trainer, then K-Means.
 
 A layer kind is added by writing its forward/backward pair and listing it in `LAYERS`;
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.api import KMeansResult, kmeans_shift_tolerance
-from bench.scenarios import Dense, Optimizer, Scenario
+from bench.scenarios import Conv2d, Dense, Flatten, MaxPool2d, Optimizer, Scenario
 
 
 class NoReference(Exception):
@@ -47,6 +47,74 @@ def dense_backward(layer: Dense, params: tuple[np.ndarray, ...], cache, da: np.n
     return dz @ W.T, (x.T @ dz, dz.sum(axis=0))
 
 
+def conv2d_forward(layer: Conv2d, params: tuple[np.ndarray, ...], x: np.ndarray):
+    """x (n, in_c, h, w), W (out_c, in_c, k, k): z[n, o, i, j] = b[o] +
+    sum over c, p, q of W[o, c, p, q] * xpad[n, c, i*stride + p, j*stride + q].
+    One term per kernel offset (p, q), each a sum over the input channels."""
+    W, b = params
+    xpad = _pad(x, layer.padding)
+    _, oh, ow = layer.out_shape(x.shape[1:])
+    z = np.zeros((len(x), layer.out_channels, oh, ow)) + b[:, None, None]
+    for p, q in np.ndindex(layer.kernel, layer.kernel):
+        z += np.einsum("ncij,oc->noij", _shifted(xpad, p, q, oh, ow, layer.stride), W[:, :, p, q])
+    a = ACTIVATIONS[layer.activation][0](z)
+    return a, (xpad, z, a)
+
+
+def conv2d_backward(layer: Conv2d, params: tuple[np.ndarray, ...], cache, da: np.ndarray):
+    W, _ = params
+    xpad, z, a = cache
+    dz = da * ACTIVATIONS[layer.activation][1](z, a)
+    _, _, oh, ow = dz.shape
+    dW, dxpad = np.zeros_like(W), np.zeros_like(xpad)
+    for p, q in np.ndindex(layer.kernel, layer.kernel):
+        dW[:, :, p, q] = np.einsum("noij,ncij->oc", dz, _shifted(xpad, p, q, oh, ow, layer.stride))
+        _shifted(dxpad, p, q, oh, ow, layer.stride)[...] += np.einsum(
+            "noij,oc->ncij", dz, W[:, :, p, q]
+        )
+    pad = layer.padding
+    dx = dxpad[:, :, pad : dxpad.shape[2] - pad, pad : dxpad.shape[3] - pad]
+    return dx, (dW, dz.sum(axis=(0, 2, 3)))
+
+
+def _pad(x: np.ndarray, padding: int) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+
+
+def _shifted(x: np.ndarray, p: int, q: int, oh: int, ow: int, stride: int) -> np.ndarray:
+    """The view x[:, :, i*stride + p, j*stride + q] for every output position (i, j)."""
+    return x[:, :, p : p + stride * (oh - 1) + 1 : stride, q : q + stride * (ow - 1) + 1 : stride]
+
+
+def maxpool_forward(layer: MaxPool2d, params: tuple[np.ndarray, ...], x: np.ndarray):
+    """The largest value of every window; the backward pass sends the gradient to it (the
+    first one on a tie, as the frameworks do)."""
+    _, oh, ow = layer.out_shape(x.shape[1:])
+    windows = np.stack(
+        [_shifted(x, p, q, oh, ow, layer.stride) for p, q in np.ndindex(layer.size, layer.size)]
+    )
+    winner = windows.argmax(axis=0)
+    return windows.max(axis=0), (x.shape, winner)
+
+
+def maxpool_backward(layer: MaxPool2d, params: tuple[np.ndarray, ...], cache, dout: np.ndarray):
+    shape, winner = cache
+    _, _, oh, ow = dout.shape
+    dx = np.zeros(shape)
+    for offset, (p, q) in enumerate(np.ndindex(layer.size, layer.size)):
+        _shifted(dx, p, q, oh, ow, layer.stride)[...] += np.where(winner == offset, dout, 0)
+    return dx, ()
+
+
+def flatten_forward(layer: Flatten, params: tuple[np.ndarray, ...], x: np.ndarray):
+    """(n, c, h, w) -> (n, c*h*w) in (c, h, w) order: the canonical feature order."""
+    return x.reshape(len(x), -1), x.shape
+
+
+def flatten_backward(layer: Flatten, params: tuple[np.ndarray, ...], shape, dout: np.ndarray):
+    return dout.reshape(shape), ()
+
+
 @dataclass(frozen=True)
 class LayerMath:
     forward: Callable
@@ -54,7 +122,12 @@ class LayerMath:
     parameters: tuple[str, ...]  # canonical name prefixes, numbered per layer: W1, b1, ...
 
 
-LAYERS: dict[type, LayerMath] = {Dense: LayerMath(dense_forward, dense_backward, ("W", "b"))}
+LAYERS: dict[type, LayerMath] = {
+    Dense: LayerMath(dense_forward, dense_backward, ("W", "b")),
+    Conv2d: LayerMath(conv2d_forward, conv2d_backward, ("W", "b")),
+    MaxPool2d: LayerMath(maxpool_forward, maxpool_backward, ()),
+    Flatten: LayerMath(flatten_forward, flatten_backward, ()),
+}
 
 
 def why_no_reference(scenario: Scenario) -> str | None:
@@ -64,7 +137,7 @@ def why_no_reference(scenario: Scenario) -> str | None:
     )
     if not missing:
         return None
-    return f"no reference for conv layers yet (bench.reference has no {', '.join(missing)})"
+    return f"no reference for {', '.join(missing)} layers (bench.reference.LAYERS lacks them)"
 
 
 # --- losses: (outputs of the last layer, labels) -> (mean loss, d loss / d outputs) ------

@@ -409,7 +409,16 @@ SCENARIOS: dict[str, Scenario] = {
                     test_samples=200,
                     eval_points=2,
                 ),
-                "quick": Budget(rounds=3, warmup_rounds=1, timeout_s=900, steps=118, eval_points=4),
+                # numpy-pure convolves one example at a time (seconds per step): capped, with
+                # room for numpy-vectorized (about 25 s here) to finish uncapped.
+                "quick": Budget(
+                    rounds=3,
+                    warmup_rounds=1,
+                    timeout_s=900,
+                    steps=118,
+                    eval_points=4,
+                    round_cap_s=45,
+                ),
                 "full": Budget(
                     rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=20, eval_points=20
                 ),
@@ -453,7 +462,14 @@ SCENARIOS: dict[str, Scenario] = {
                     test_samples=200,
                     eval_points=2,
                 ),
-                "quick": Budget(rounds=3, warmup_rounds=1, timeout_s=900, steps=600, eval_points=4),
+                "quick": Budget(
+                    rounds=3,
+                    warmup_rounds=1,
+                    timeout_s=900,
+                    steps=600,
+                    eval_points=4,
+                    round_cap_s=45,
+                ),
                 "full": Budget(
                     rounds=3, warmup_rounds=1, timeout_s=14_400, epochs=20, eval_points=20
                 ),

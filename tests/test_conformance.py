@@ -11,8 +11,8 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 from bench import cli, conformance, reference, registry
-from bench.api import BatchSampler, KMeansResult, Trainer
-from bench.scenarios import SCENARIOS, Dense, Optimizer
+from bench.api import BatchSampler, KMeansResult
+from bench.scenarios import SCENARIOS, Conv2d, Dense, Flatten, MaxPool2d, Optimizer
 from bench.weights import initial_centroids, initial_parameters
 
 
@@ -101,21 +101,50 @@ def test_reference_optimizers_follow_the_scenario_formulas():
     np.testing.assert_allclose(reference.adam(adam, w, g, {}, 1), -1e-3 * np.sign(g), rtol=1e-6)
 
 
-def test_scenarios_with_conv_layers_say_there_is_no_reference_yet():
-    cnn = SCENARIOS["tch-cnn"]
-    assert "no reference for conv layers yet" in reference.why_no_reference(cnn)
-    with pytest.raises(reference.NoReference, match="no reference for conv layers yet"):
-        reference.ReferenceTrainer(cnn, initial_parameters(cnn, 0))
+def test_reference_cnn_gradients_match_finite_differences():
+    """Conv2d with stride and padding, ReLU, max-pooling, flattening in (c, h, w) order."""
+    scenario = dataclasses.replace(
+        SCENARIOS["dlfs-cnn"],
+        layers=(
+            Conv2d(2, 3, 3, stride=2, padding=1, activation="relu"),
+            MaxPool2d(2, 2),
+            Conv2d(3, 2, 2, padding=1),
+            Flatten(),
+            Dense(2 * 3 * 3, 3, None),
+        ),
+        input_shape=(2, 7, 7),
+        dtype="float64",
+        init="normal",
+    )
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(3, 2, 7, 7)), rng.integers(0, 3, size=3)
+    trainer = reference.ReferenceTrainer(scenario, initial_parameters(scenario, 1))
+    _, grads = trainer.loss_and_gradients(x, y)
+    assert {n: g.shape for n, g in grads.items()} == scenario.parameter_shapes()
+    h = 1e-6
+    for name_, value in trainer.params.items():
+        for index in np.ndindex(value.shape):
+            original = value[index]
+            value[index] = original + h
+            up, _ = trainer.loss_and_gradients(x, y)
+            value[index] = original - h
+            down, _ = trainer.loss_and_gradients(x, y)
+            value[index] = original
+            assert grads[name_][index] == pytest.approx((up - down) / (2 * h), abs=1e-7)
 
-    class StillCNN(Trainer):
-        name, model, framework = "still-cnn", "cnn", "none"
 
-        def load(self, x_train, y_train):
-            pass
+def test_scenarios_with_a_layer_kind_without_reference_math_say_so():
+    @dataclasses.dataclass(frozen=True)
+    class Dropout:
+        rate: float
 
-    (result,) = conformance.run_checks(StillCNN, ["tch-cnn"], only=["matches-reference"])
-    assert result.passed and result.skipped
-    assert "no reference for conv layers yet" in result.detail
+    scenario = dataclasses.replace(
+        SCENARIOS["tch-mlp"], layers=(Dense(784, 128, "relu"), Dropout(0.5), Dense(128, 10, None))
+    )
+    assert "no reference for Dropout layers" in reference.why_no_reference(scenario)
+    with pytest.raises(reference.NoReference, match="no reference for Dropout layers"):
+        reference.ReferenceTrainer(scenario, initial_parameters(scenario, 0))
+    assert reference.why_no_reference(SCENARIOS["tch-cnn"]) is None
 
 
 # --- correct plugins pass ----------------------------------------------------------------

@@ -1,3 +1,3 @@
 """Keras 3 on TensorFlow, used as documented: Sequential, compile, fit."""
 
-from . import mlp  # noqa: F401  (importing registers the implementation)
+from . import cnn, mlp  # noqa: F401  (importing registers the implementations)

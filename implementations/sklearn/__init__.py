@@ -1,3 +1,3 @@
 """scikit-learn estimators, used as documented."""
 
-from . import kmeans, mlp  # noqa: F401  (importing registers the implementations)
+from . import cnn, kmeans, mlp  # noqa: F401  (importing registers the implementations)

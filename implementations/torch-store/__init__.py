@@ -1,3 +1,3 @@
 """The seed-004 parameter store (`Memory`) in Python, with hand-written optimizer steps."""
 
-from . import mlp  # noqa: F401  (importing registers the implementation)
+from . import cnn, mlp  # noqa: F401  (importing registers the implementations)

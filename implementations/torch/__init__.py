@@ -1,1 +1,1 @@
-from . import kmeans, mlp  # noqa: F401
+from . import cnn, kmeans, mlp  # noqa: F401
