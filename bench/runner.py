@@ -168,9 +168,17 @@ def _signal_name(returncode: int) -> str:
 
 
 def _kill_group(process: subprocess.Popen) -> None:
+    """Kill the worker and everything it started, and reap it.
+
+    Not `process.wait()`: a Ctrl-C landing inside `Popen.wait(timeout)` can leave Popen's
+    internal lock held, and a second wait would then block forever."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    try:
+        _, status = os.waitpid(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    except ChildProcessError:
+        pass  # already reaped
 
 
 def _read_rounds(workdir: Path) -> list[dict]:
