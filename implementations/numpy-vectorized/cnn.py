@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bench.api import BatchSampler, Conv2d, Dense, Flatten, MaxPool2d, Trainer, register
+from bench.api import Conv2d, Dense, Flatten, MaxPool2d, register
 
-from .mlp import ACTIVATIONS, LOSSES, OPTIMIZERS, Affine
+from .mlp import ACTIVATIONS, Affine, NumpyVectorizedMLP
 
 
 def im2col(x: np.ndarray, size: int, stride: int, pad: int) -> tuple[np.ndarray, int, int]:
@@ -96,67 +96,31 @@ class Flattening:
 
 
 @register
-class NumpyVectorizedCNN(Trainer):
+class NumpyVectorizedCNN(NumpyVectorizedMLP):
+    """The MLP's training loop, with convolution, pooling and flattening layers."""
+
     name = "numpy-vectorized"
     model = "cnn"
     framework = "numpy"
 
-    def __init__(self, scenario, parameters, seed, device="cpu"):
-        super().__init__(scenario, parameters, seed, device)
-        self.layers: list = []
-        self.weighted: list = []  # the layers with parameters, numbered 1, 2, ... in order
+    def build_layers(self, scenario, parameters) -> list:
+        layers: list = []
+        weighted = 0
         for spec in scenario.layers:
             if isinstance(spec, Conv2d | Dense):
-                i = len(self.weighted) + 1
-                W, b = parameters[f"W{i}"].copy(), parameters[f"b{i}"].copy()
+                weighted += 1
+                W, b = parameters[f"W{weighted}"].copy(), parameters[f"b{weighted}"].copy()
                 if isinstance(spec, Conv2d):
-                    first = not self.layers
-                    layer = Convolution(W, b, spec.stride, spec.padding, input_gradient=not first)
+                    first = not layers  # nothing below the first layer needs its input gradient
+                    layers.append(
+                        Convolution(W, b, spec.stride, spec.padding, input_gradient=not first)
+                    )
                 else:
-                    layer = Affine(W, b)
-                self.weighted.append(layer)
-                self.layers.append(layer)
+                    layers.append(Affine(W, b))
                 if spec.activation:
-                    self.layers.append(ACTIVATIONS[spec.activation]())
+                    layers.append(ACTIVATIONS[spec.activation]())
             elif isinstance(spec, MaxPool2d):
-                self.layers.append(Pooling(spec.size, spec.stride))
+                layers.append(Pooling(spec.size, spec.stride))
             elif isinstance(spec, Flatten):
-                self.layers.append(Flattening())
-        self.loss = LOSSES[scenario.loss]()
-        opt = scenario.optimizer
-        self.optimizer = OPTIMIZERS[opt.kind](
-            lr=opt.lr, momentum=opt.momentum, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps
-        )
-
-    def load(self, x_train, y_train):
-        self.x, self.y = x_train, y_train
-        self.batches = BatchSampler(
-            len(x_train), self.scenario.batch_size, self.scenario.sampling, self.seed
-        )
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
-
-    def train(self, steps):
-        for _ in range(steps):
-            batch = self.batches.next()
-            loss = self.loss.forward(self.forward(self.x[batch]), self.y[batch])
-            grad = self.loss.backward()
-            for layer in reversed(self.layers):
-                grad = layer.backward(grad)
-            params = [p for layer in self.weighted for p in (layer.W, layer.b)]
-            grads = [g for layer in self.weighted for g in (layer.dW, layer.db)]
-            self.optimizer.update(params, grads)
-        return loss
-
-    def predict(self, x):
-        return self.forward(x).argmax(axis=1)
-
-    def parameters(self):
-        return {
-            name: value
-            for i, layer in enumerate(self.weighted, start=1)
-            for name, value in ((f"W{i}", layer.W.copy()), (f"b{i}", layer.b.copy()))
-        }
+                layers.append(Flattening())
+        return layers

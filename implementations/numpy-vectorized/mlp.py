@@ -132,19 +132,22 @@ class NumpyVectorizedMLP(Trainer):
 
     def __init__(self, scenario, parameters, seed, device="cpu"):
         super().__init__(scenario, parameters, seed, device)
-        self.layers: list = []
-        for index, spec in enumerate(scenario.layers, start=1):
-            self.layers.append(
-                Affine(parameters[f"W{index}"].copy(), parameters[f"b{index}"].copy())
-            )
-            if spec.activation:
-                self.layers.append(ACTIVATIONS[spec.activation]())
-        self.affines = [layer for layer in self.layers if isinstance(layer, Affine)]
+        self.layers = self.build_layers(scenario, parameters)
+        # The layers with parameters, in order: W1/b1, W2/b2, ...
+        self.weighted = [layer for layer in self.layers if hasattr(layer, "W")]
         self.loss = LOSSES[scenario.loss]()
         opt = scenario.optimizer
         self.optimizer = OPTIMIZERS[opt.kind](
             lr=opt.lr, momentum=opt.momentum, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps
         )
+
+    def build_layers(self, scenario, parameters) -> list:
+        layers: list = []
+        for index, spec in enumerate(scenario.layers, start=1):
+            layers.append(Affine(parameters[f"W{index}"].copy(), parameters[f"b{index}"].copy()))
+            if spec.activation:
+                layers.append(ACTIVATIONS[spec.activation]())
+        return layers
 
     def load(self, x_train, y_train):
         self.x, self.y = x_train, y_train
@@ -164,8 +167,8 @@ class NumpyVectorizedMLP(Trainer):
             grad = self.loss.backward()
             for layer in reversed(self.layers):
                 grad = layer.backward(grad)
-            params = [p for a in self.affines for p in (a.W, a.b)]
-            grads = [g for a in self.affines for g in (a.dW, a.db)]
+            params = [p for layer in self.weighted for p in (layer.W, layer.b)]
+            grads = [g for layer in self.weighted for g in (layer.dW, layer.db)]
             self.optimizer.update(params, grads)
         return loss
 
@@ -175,6 +178,6 @@ class NumpyVectorizedMLP(Trainer):
     def parameters(self):
         return {
             name: value
-            for index, a in enumerate(self.affines, start=1)
-            for name, value in ((f"W{index}", a.W.copy()), (f"b{index}", a.b.copy()))
+            for index, layer in enumerate(self.weighted, start=1)
+            for name, value in ((f"W{index}", layer.W.copy()), (f"b{index}", layer.b.copy()))
         }
