@@ -7,35 +7,41 @@ optimizers are the MLP's (`mlp.py`)."""
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from bench.api import Conv2d, Dense, Flatten, MaxPool2d, register
 
 from .mlp import ACTIVATIONS, Affine, NumpyVectorizedMLP
 
+# Images travel through the network batch-last, (c, h, w, n): every window of every image
+# is then a run of `ow * n` contiguous numbers, so im2col and col2im copy long runs instead
+# of rows of a few pixels (about four times faster for a mini-batch of 512 than (n, c, h, w)).
+
 
 def im2col(x: np.ndarray, size: int, stride: int, pad: int) -> tuple[np.ndarray, int, int]:
-    """(n, c, h, w) -> rows (n * oh * ow, c * size * size), one per output position, each the
-    receptive field in (c, kh, kw) order: the order of a canonical kernel's last three axes."""
-    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
-    windows = sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
-    n, _, oh, ow = windows.shape[:4]
-    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1), oh, ow
+    """(c, h, w, n) -> columns (c * size * size, oh * ow * n): one row per kernel entry, in
+    (c, kh, kw) order as a canonical kernel's last three axes, one column per output position
+    of every image. (Deep Learning from Scratch builds the transpose, one row per position.)"""
+    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))) if pad else x
+    c, h, w, n = x.shape
+    oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
+    col = np.empty((c, size, size, oh, ow, n), dtype=x.dtype)
+    for p in range(size):
+        for q in range(size):
+            col[:, p, q] = x[:, p : p + stride * oh : stride, q : q + stride * ow : stride]
+    return col.reshape(c * size * size, -1), oh, ow
 
 
 def col2im(col: np.ndarray, shape: tuple, size: int, stride: int, pad: int) -> np.ndarray:
-    """The inverse of `im2col` for gradients: every row's entries are added back to the
+    """The inverse of `im2col` for gradients: every column's entries are added back to the
     pixels they were copied from (overlapping fields sum)."""
-    n, c, h, w = shape
+    c, h, w, n = shape
     oh, ow = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
-    fields = col.reshape(n, oh, ow, c, size, size).transpose(0, 3, 4, 5, 1, 2)
-    image = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=col.dtype)
+    fields = col.reshape(c, size, size, oh, ow, n)
+    image = np.zeros((c, h + 2 * pad, w + 2 * pad, n), dtype=col.dtype)
     for p in range(size):
         for q in range(size):
-            image[:, :, p : p + stride * oh : stride, q : q + stride * ow : stride] += fields[
-                :, :, p, q
-            ]
-    return image[:, :, pad : pad + h, pad : pad + w]
+            image[:, p : p + stride * oh : stride, q : q + stride * ow : stride] += fields[:, p, q]
+    return image[:, pad : pad + h, pad : pad + w]
 
 
 class Convolution:
@@ -50,49 +56,82 @@ class Convolution:
         out_c, _, k, _ = self.W.shape
         self.x_shape = x.shape
         self.col, oh, ow = im2col(x, k, self.stride, self.pad)
-        self.col_W = self.W.reshape(out_c, -1).T
-        out = self.col @ self.col_W + self.b
-        return out.reshape(len(x), oh, ow, out_c).transpose(0, 3, 1, 2)
+        out = self.W.reshape(out_c, -1) @ self.col + self.b[:, None]
+        return out.reshape(out_c, oh, ow, x.shape[-1])
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         out_c, _, k, _ = self.W.shape
-        dout = dout.transpose(0, 2, 3, 1).reshape(-1, out_c)
-        self.db = dout.sum(axis=0)
-        self.dW = (self.col.T @ dout).T.reshape(self.W.shape)
+        dout = dout.reshape(out_c, -1)
+        self.db = dout.sum(axis=1)
+        # One product over every position of every image; in this operand order OpenBLAS
+        # runs it about 1.5x faster than `dout @ col.T` for these long, thin matrices.
+        self.dW = (self.col @ dout.T).T.reshape(self.W.shape)
         if not self.input_gradient:
             return None
-        dcol = dout @ self.col_W.T
+        dcol = self.W.reshape(out_c, -1).T @ dout
         return col2im(dcol, self.x_shape, k, self.stride, self.pad)
 
 
 class Pooling:
+    """Max pooling over the `size * size` strided views of the input, one per window pixel:
+    elementwise maxima of whole views instead of a reduction over small windows (ten times
+    faster in NumPy). The gradient goes to the first pixel holding the maximum, as `argmax`."""
+
     def __init__(self, size: int, stride: int) -> None:
         self.size, self.stride = size, stride
 
+    def window_pixels(self, image: np.ndarray) -> list[np.ndarray]:
+        """For each pixel (p, q) of the window, the view of `image` it reads at every output."""
+        size, s = self.size, self.stride
+        _, h, w, _ = image.shape
+        oh, ow = (h - size) // s + 1, (w - size) // s + 1
+        return [
+            image[:, p : p + s * oh : s, q : q + s * ow : s]
+            for p in range(size)
+            for q in range(size)
+        ]
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        n, c = x.shape[:2]
-        self.x_shape = x.shape
-        # im2col per channel: one row per (example, position, channel), one column per pixel.
-        col, oh, ow = im2col(x.reshape(n * c, 1, *x.shape[2:]), self.size, self.stride, 0)
-        self.arg_max = col.argmax(axis=1)
-        return np.take_along_axis(col, self.arg_max[:, None], axis=1).reshape(n, c, oh, ow)
+        self.x = x
+        first, *others = self.window_pixels(x)
+        self.out = first.copy()
+        for pixel in others:
+            np.maximum(self.out, pixel, out=self.out)
+        return self.out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        n, c, h, w = self.x_shape
-        dcol = np.zeros((dout.size, self.size * self.size), dtype=dout.dtype)
-        dcol[np.arange(dout.size), self.arg_max] = dout.ravel()
-        return col2im(dcol, (n * c, 1, h, w), self.size, self.stride, 0).reshape(self.x_shape)
+        dx = np.zeros(self.x.shape, dtype=dout.dtype)
+        taken = np.zeros(self.out.shape, dtype=bool)
+        for pixel, gradient in zip(self.window_pixels(self.x), self.window_pixels(dx), strict=True):
+            winner = pixel == self.out
+            winner &= ~taken  # an earlier pixel with the same maximum already won
+            taken |= winner
+            gradient += dout * winner  # overlapping windows add up
+        return dx
+
+
+class BatchLast:
+    """(n, c, h, w) images -> (c, h, w, n), the layout of the convolution layers."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+
+    def backward(self, dout: np.ndarray) -> None:
+        return None  # the images need no gradient
 
 
 class Flattening:
-    """(n, c, h, w) -> (n, c*h*w) in (c, h, w) order, the canonical feature order."""
+    """(c, h, w, n) -> (n, c*h*w) in (c, h, w) order, the canonical feature order."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x_shape = x.shape
-        return x.reshape(len(x), -1)
+        return x.reshape(-1, x.shape[-1]).T
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout.reshape(self.x_shape)
+        return dout.T.reshape(self.x_shape)
+
+
+PREDICT_CHUNK = 1000
 
 
 @register
@@ -104,14 +143,16 @@ class NumpyVectorizedCNN(NumpyVectorizedMLP):
     framework = "numpy"
 
     def build_layers(self, scenario, parameters) -> list:
-        layers: list = []
+        layers: list = [BatchLast()]
         weighted = 0
         for spec in scenario.layers:
             if isinstance(spec, Conv2d | Dense):
                 weighted += 1
                 W, b = parameters[f"W{weighted}"].copy(), parameters[f"b{weighted}"].copy()
                 if isinstance(spec, Conv2d):
-                    first = not layers  # nothing below the first layer needs its input gradient
+                    first = (
+                        len(layers) == 1
+                    )  # nothing below the first layer needs its input gradient
                     layers.append(
                         Convolution(W, b, spec.stride, spec.padding, input_gradient=not first)
                     )
@@ -124,3 +165,11 @@ class NumpyVectorizedCNN(NumpyVectorizedMLP):
             elif isinstance(spec, Flatten):
                 layers.append(Flattening())
         return layers
+
+    def predict(self, x):
+        # The columns of 10 000 test images would take 0.6 GB: a thousand images at a time.
+        labels = [
+            self.forward(x[i : i + PREDICT_CHUNK]).argmax(axis=1)
+            for i in range(0, len(x), PREDICT_CHUNK)
+        ]
+        return np.concatenate(labels) if labels else np.empty(0, dtype=np.intp)

@@ -21,6 +21,9 @@ Convolution = sys.modules[
 
 
 def median_seconds(work, repetitions: int) -> float:
+    """Median time of `work` over a block of repetitions after one warm-up call. The two
+    frameworks are timed in separate blocks, not alternately: torch's OpenMP threads spin
+    after each call and would compete with OpenBLAS's, slowing torch about threefold."""
     work()  # warm-up: allocations, oneDNN/BLAS kernel selection
     times = []
     for _ in range(repetitions):
@@ -41,10 +44,12 @@ def compare(scenario_name: str, repetitions: int) -> None:
     # The first layer of both networks: its input is the images, which need no gradient.
     layer = Convolution(W, b, conv.stride, conv.padding, input_gradient=False)
     dout = np.ones((n, *conv.out_shape(scenario.input_shape)), np.float32)
+    # numpy-vectorized's convolutions take images batch-last, (c, h, w, n).
+    x_last, dout_last = (np.ascontiguousarray(a.transpose(1, 2, 3, 0)) for a in (x, dout))
 
     def numpy_step():
-        layer.forward(x)
-        layer.backward(dout)
+        layer.forward(x_last)
+        layer.backward(dout_last)
 
     tx, tdout = torch.from_numpy(x), torch.from_numpy(dout)
     tW = torch.from_numpy(W).requires_grad_(True)
