@@ -330,6 +330,8 @@ def print_summary(summary, meta: dict) -> None:
         status = row["status"] if ok else f"[yellow]{row['status']}[/]"
         if row.get("capped_rounds"):
             status += f"\n[yellow]capped {row['capped_rounds']}/{row['rounds']}[/]"
+            if math.isfinite(row.get("test_examples_min", math.nan)):
+                status += f"\n[yellow]acc. on {int(row['test_examples_min'])} test images[/]"
         first = (row["scenario"], row["implementation"], str(row["threads"]), data, status)
         if not ok and not row["rounds"]:
             reason = escape(str(row["reason"] or ""))

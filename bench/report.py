@@ -318,7 +318,11 @@ def _flags(values: dict, times: list[float]) -> list[str]:
         flags.append(f"partial: {values['status']}")
     capped = values.get("capped_rounds")
     if _finite(capped) and capped > 0:
-        flags.append(f"capped: {int(capped)} of {len(times)} rounds")
+        flag = f"capped: {int(capped)} of {len(times)} rounds"
+        examples = values.get("test_examples_min")
+        if _finite(examples):
+            flag += f", accuracy on {int(examples):,} test images"
+        flags.append(flag)
     if values.get("at_chance_level") == True:  # noqa: E712  (pandas may give numpy bools)
         flags.append("at chance level: did not learn")
     return flags

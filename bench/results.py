@@ -258,6 +258,9 @@ def _summary_row(case: dict, ids: dict, rounds: list[dict]) -> dict:
         "train_seconds_max": time["max"],
         "cold_start_seconds": warmups[0]["wall_seconds"] if warmups else math.nan,
         "capped_rounds": sum(bool(r.get("capped")) for r in measured),
+        # The fewest test examples a measured round's accuracy was taken on (capped rounds
+        # are evaluated on a subset).
+        "test_examples_min": describe([r.get("test_examples") for r in measured])["min"],
     }
     for column in MEDIAN_COLUMNS:
         row[f"{column}_median"] = describe([r.get(column) for r in measured])["median"]

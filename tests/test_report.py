@@ -236,6 +236,7 @@ def _rounds(times, *, kmeans=False, capped=()):
             record["seconds_per_iteration"] = seconds / 4
         else:
             record.update(steps=5, loss=0.5, train_accuracy=0.93, test_accuracy=0.91)
+            record["test_examples"] = 500 if index in capped else 10_000
             record["curve"] = [
                 {"train_seconds": seconds / 2, "steps": 2, "test_accuracy": 0.6},
                 {"train_seconds": seconds, "steps": 5, "test_accuracy": 0.91},
@@ -305,7 +306,9 @@ def test_fallback_partial_and_capped_cases_are_flagged(tmp_path):
     html = report.render_html(report.build([store]))
     assert "Fallback dataset" in html and "mnist not found offline" in html
     assert html.count("fallback data: mnist-5k") >= 4  # glance, table rows, figures
-    assert "partial: timeout" in html and "capped: 2 of 3 rounds" in html
+    assert (
+        "partial: timeout" in html and "capped: 2 of 3 rounds, accuracy on 500 test images" in html
+    )
     assert "tensorflow missing" in html and "exceeded the time limit" in html
     # numpy-vectorized is the dlfs-mlp original: the reference of the speed-ups.
     assert "Speed-up vs numpy-vectorized" in html

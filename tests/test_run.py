@@ -32,6 +32,8 @@ def test_every_failure_is_recorded_with_its_reason_and_other_cases_are_intact(tm
     cases = stored_cases(results)
     assert cases["healthy"]["status"] == "ok"
     assert len([r for r in cases["healthy"]["rounds"] if not r["warmup"]]) == 2
+    # an uncapped round is evaluated on the whole (smoke-sized) test set
+    assert {r["test_examples"] for r in cases["healthy"]["rounds"]} == {200}
     assert cases["crashing"]["status"] == "failed"
     assert "deliberate failure in train" in cases["crashing"]["reason"]
     assert cases["hanging"]["status"] == "timeout"
@@ -214,4 +216,7 @@ def test_a_round_cap_stops_rounds_early_and_marks_them_capped(tmp_path):
         assert 30 <= round_["steps"] < 100  # stopped within a hundredth of the round
         assert round_["curve"][-1]["steps"] == round_["steps"]
         assert round_["samples"] == round_["steps"] * 100
+        # a capped round's accuracy is taken on the first 500 of mnist-5k's 1 000 test images
+        assert round_["test_examples"] == 500
     assert "capped 2/2" in done.stdout
+    assert "acc. on 500 test images" in " ".join(done.stdout.split())
