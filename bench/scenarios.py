@@ -122,6 +122,19 @@ class Budget:
     round_cap_s: float | None = None  # stop a training round at the next `train` call after this
 
 
+def smoke_budget(steps: int) -> Budget:
+    """The smoke profile of a training scenario: seconds per case, for the tests."""
+    return Budget(
+        rounds=2,
+        warmup_rounds=1,
+        timeout_s=120,
+        steps=steps,
+        train_samples=300,
+        test_samples=200,
+        eval_points=2,
+    )
+
+
 @dataclass(frozen=True)
 class KMeansSpec:
     n_clusters: int
@@ -268,15 +281,7 @@ SCENARIOS: dict[str, Scenario] = {
             train_limit=50_000,
             dtype="float64",
             budgets={
-                "smoke": Budget(
-                    rounds=2,
-                    warmup_rounds=1,
-                    timeout_s=120,
-                    steps=5,
-                    train_samples=300,
-                    test_samples=200,
-                    eval_points=2,
-                ),
+                "smoke": smoke_budget(steps=5),
                 "quick": Budget(
                     rounds=3, warmup_rounds=1, timeout_s=900, steps=5_000, eval_points=5
                 ),
@@ -314,15 +319,7 @@ SCENARIOS: dict[str, Scenario] = {
             batch_size=100,
             sampling="with-replacement",
             budgets={
-                "smoke": Budget(
-                    rounds=2,
-                    warmup_rounds=1,
-                    timeout_s=120,
-                    steps=5,
-                    train_samples=300,
-                    test_samples=200,
-                    eval_points=2,
-                ),
+                "smoke": smoke_budget(steps=5),
                 "quick": Budget(
                     rounds=3, warmup_rounds=1, timeout_s=900, steps=1_000, eval_points=5
                 ),
@@ -358,15 +355,7 @@ SCENARIOS: dict[str, Scenario] = {
             batch_size=128,
             sampling="shuffled-epochs",
             budgets={
-                "smoke": Budget(
-                    rounds=2,
-                    warmup_rounds=1,
-                    timeout_s=120,
-                    steps=5,
-                    train_samples=300,
-                    test_samples=200,
-                    eval_points=2,
-                ),
+                "smoke": smoke_budget(steps=5),
                 "quick": Budget(rounds=3, warmup_rounds=1, timeout_s=900, steps=469, eval_points=5),
                 "full": Budget(
                     rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=100, eval_points=20
@@ -400,24 +389,16 @@ SCENARIOS: dict[str, Scenario] = {
             batch_size=512,
             sampling="shuffled-epochs",
             budgets={
-                "smoke": Budget(
-                    rounds=2,
-                    warmup_rounds=1,
-                    timeout_s=120,
-                    steps=3,
-                    train_samples=300,
-                    test_samples=200,
-                    eval_points=2,
-                ),
-                # numpy-pure convolves one example at a time (seconds per step): capped, with
-                # room for numpy-vectorized (about 25 s here) to finish uncapped.
+                "smoke": smoke_budget(steps=3),
+                # numpy-pure convolves one example at a time (about 7 s per step): capped, with
+                # room for numpy-vectorized (about 8 s here) to finish uncapped.
                 "quick": Budget(
                     rounds=3,
                     warmup_rounds=1,
                     timeout_s=900,
                     steps=118,
                     eval_points=4,
-                    round_cap_s=45,
+                    round_cap_s=25,
                 ),
                 "full": Budget(
                     rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=20, eval_points=20
@@ -453,22 +434,15 @@ SCENARIOS: dict[str, Scenario] = {
             batch_size=100,
             sampling="shuffled-epochs",
             budgets={
-                "smoke": Budget(
-                    rounds=2,
-                    warmup_rounds=1,
-                    timeout_s=120,
-                    steps=3,
-                    train_samples=300,
-                    test_samples=200,
-                    eval_points=2,
-                ),
+                "smoke": smoke_budget(steps=3),
+                # As tch-cnn: numpy-pure is capped (2 s per step), numpy-vectorized takes 15 s.
                 "quick": Budget(
                     rounds=3,
                     warmup_rounds=1,
                     timeout_s=900,
                     steps=600,
                     eval_points=4,
-                    round_cap_s=45,
+                    round_cap_s=25,
                 ),
                 "full": Budget(
                     rounds=3, warmup_rounds=1, timeout_s=14_400, epochs=20, eval_points=20

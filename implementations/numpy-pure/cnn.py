@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.api import BatchSampler, Conv2d, Dense, MaxPool2d, Trainer, register
+from bench.api import Conv2d, Dense, MaxPool2d, register
 
-from .mlp import ACTIVATIONS, COSTS, OPTIMIZERS
+from .mlp import ACTIVATIONS, NumpyPureMLP
 
 
 class Conv:
@@ -94,13 +94,13 @@ class Linear:
 
 
 @register
-class NumpyPureCNN(Trainer):
-    name = "numpy-pure"
-    model = "cnn"
-    framework = "numpy"
+class NumpyPureCNN(NumpyPureMLP):
+    """The MLP's training loop (`mlp.py`: a mini-batch is a Python loop over its examples),
+    with layer objects whose backward passes `backprop` chains."""
 
-    def __init__(self, scenario, parameters, seed, device="cpu"):
-        super().__init__(scenario, parameters, seed, device)
+    model = "cnn"
+
+    def build_layers(self, scenario, parameters) -> None:
         self.layers: list = []
         self.weighted: list = []  # Conv and Linear, numbered 1, 2, ... as the parameters
         for spec in scenario.layers:
@@ -112,34 +112,8 @@ class NumpyPureCNN(Trainer):
             elif isinstance(spec, MaxPool2d):
                 self.layers.append(MaxPool(spec))
             # Flatten needs no layer: Linear reads its input as one column.
-        self.cost = COSTS[scenario.loss]
-        self.optimizer = OPTIMIZERS[scenario.optimizer.kind](scenario.optimizer)
-
-    def load(self, x_train, y_train):
-        self.x, self.y = x_train, y_train
-        self.batches = BatchSampler(
-            len(x_train), self.scenario.batch_size, self.scenario.sampling, self.seed
-        )
-
-    def train(self, steps):
-        for _ in range(steps):
-            loss = self.update_mini_batch(self.batches.next())
-        return loss
-
-    def update_mini_batch(self, batch: np.ndarray) -> float:
-        nabla_w = [np.zeros_like(layer.W) for layer in self.weighted]
-        nabla_b = [np.zeros_like(layer.b) for layer in self.weighted]
-        total_loss = 0.0
-        for i in batch:
-            loss, delta_w, delta_b = self.backprop(self.x[i], self.y[i])
-            total_loss += loss
-            for nw, dnw, nb, dnb in zip(nabla_w, delta_w, nabla_b, delta_b, strict=True):
-                nw += dnw
-                nb += dnb.reshape(nb.shape)
-        grads = [g / len(batch) for g in nabla_w + nabla_b]
-        params = [layer.W for layer in self.weighted] + [layer.b for layer in self.weighted]
-        self.optimizer.step(params, grads)
-        return total_loss / len(batch)
+        self.weights = [layer.W for layer in self.weighted]  # the layers' own arrays
+        self.biases = [layer.b for layer in self.weighted]
 
     def backprop(self, x: np.ndarray, label: int):
         """Loss and gradients for one example (c, h, w): forward keeping every cache, then back."""
@@ -163,9 +137,6 @@ class NumpyPureCNN(Trainer):
         for layer in self.layers:
             x, _ = layer.forward(x)
         return x
-
-    def predict(self, x):
-        return np.array([int(self.feedforward(example).argmax()) for example in x])
 
     def parameters(self):
         params = {}

@@ -93,13 +93,17 @@ class NumpyPureMLP(Trainer):
 
     def __init__(self, scenario, parameters, seed, device="cpu"):
         super().__init__(scenario, parameters, seed, device)
-        # network.py's layout: weights (out, in) and biases as (out, 1) column vectors.
+        self.build_layers(scenario, parameters)
+        self.cost = COSTS[scenario.loss]
+        self.optimizer = OPTIMIZERS[scenario.optimizer.kind](scenario.optimizer)
+
+    def build_layers(self, scenario, parameters) -> None:
+        """`weights` and `biases`: the arrays the training loop accumulates gradients for
+        and the optimizer updates; network.py's layout, W (out, in) and b as (out, 1)."""
         count = len(scenario.layers)
         self.weights = [parameters[f"W{i}"].T.copy() for i in range(1, count + 1)]
         self.biases = [parameters[f"b{i}"].reshape(-1, 1).copy() for i in range(1, count + 1)]
         self.activations = [ACTIVATIONS[layer.activation] for layer in scenario.layers]
-        self.cost = COSTS[scenario.loss]
-        self.optimizer = OPTIMIZERS[scenario.optimizer.kind](scenario.optimizer)
 
     def load(self, x_train, y_train):
         self.x, self.y = x_train, y_train
@@ -117,7 +121,7 @@ class NumpyPureMLP(Trainer):
         nabla_b = [np.zeros_like(b) for b in self.biases]
         total_loss = 0.0
         for i in batch:
-            loss, delta_w, delta_b = self.backprop(self.x[i].reshape(-1, 1), self.y[i])
+            loss, delta_w, delta_b = self.backprop(self.x[i], self.y[i])
             total_loss += loss
             for nw, dnw in zip(nabla_w, delta_w, strict=True):
                 nw += dnw
@@ -130,6 +134,7 @@ class NumpyPureMLP(Trainer):
 
     def backprop(self, x: np.ndarray, label: int):
         """Loss and gradients for one example: forward keeping every z, then back."""
+        x = x.reshape(-1, 1)  # one example as a column vector, as network.py
         activation, activations, zs = x, [x], []
         for w, b, (function, _) in zip(self.weights, self.biases, self.activations, strict=True):
             z = w @ activation + b
@@ -148,12 +153,13 @@ class NumpyPureMLP(Trainer):
         return loss, nabla_w, nabla_b
 
     def feedforward(self, a: np.ndarray) -> np.ndarray:
+        a = a.reshape(-1, 1)
         for w, b, (function, _) in zip(self.weights, self.biases, self.activations, strict=True):
             a = function(w @ a + b)
         return a
 
     def predict(self, x):
-        return np.array([int(self.feedforward(row.reshape(-1, 1)).argmax()) for row in x])
+        return np.array([int(self.feedforward(example).argmax()) for example in x])
 
     def parameters(self):
         params = {}

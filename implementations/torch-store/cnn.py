@@ -1,13 +1,13 @@
 """The seed-001 CNN on the seed-004 parameter store: the `Memory` of `mlp.py` owns every
 tensor, `Conv2d` and `Linear` keep only their addresses in it, the model's `forward(mem, x)`
 calls the functional ops (`F.conv2d`, `F.max_pool2d`), and the Adam step is the store's own,
-written by hand over the gradients autograd leaves there."""
+written by hand over the gradients autograd leaves there. The trainer is the MLP's."""
 
 from __future__ import annotations
 
-from bench.api import BatchSampler, Conv2d, Dense, MaxPool2d, Trainer, optional_imports, register
+from bench.api import Conv2d, Dense, MaxPool2d, optional_imports, register
 
-from .mlp import ACTIVATIONS, LOSSES, Linear, Memory
+from .mlp import ACTIVATIONS, Linear, Memory, TorchStoreMLP
 
 with optional_imports():
     import torch
@@ -56,49 +56,6 @@ class CNN:
 
 
 @register
-class TorchStoreCNN(Trainer):
-    name = "torch-store"
+class TorchStoreCNN(TorchStoreMLP):
     model = "cnn"
-    framework = "torch"
-    requires = ("torch",)
-    devices = ("cpu", "cuda")
-
-    def __init__(self, scenario, parameters, seed, device="cpu"):
-        super().__init__(scenario, parameters, seed, device)
-        self.mem = Memory()
-        self.net = CNN(self.mem, scenario.layers, parameters, device)
-        self.loss = LOSSES[scenario.loss]
-        opt = scenario.optimizer
-        self.step = {
-            "sgd": lambda: self.mem.apply_grads_sgd(opt.lr),
-            "ema-momentum": lambda: self.mem.apply_grads_sgd_momentum(opt.lr, opt.momentum),
-            "adam": lambda: self.mem.apply_grads_adam(opt.lr, opt.beta1, opt.beta2, opt.eps),
-        }[opt.kind]
-
-    def load(self, x_train, y_train):
-        self.x = torch.tensor(x_train, device=self.device)
-        self.y = torch.tensor(y_train, device=self.device)
-        self.batches = BatchSampler(
-            len(x_train), self.scenario.batch_size, self.scenario.sampling, self.seed
-        )
-
-    def train(self, steps):
-        for _ in range(steps):
-            batch = torch.from_numpy(self.batches.next()).to(self.device)
-            error = self.loss(self.net.forward(self.mem, self.x[batch]), self.y[batch])
-            error.backward()
-            with torch.no_grad():  # the update itself is not part of the graph
-                self.step()
-        return error.item()
-
-    def predict(self, x):
-        with torch.no_grad():
-            output = self.net.forward(self.mem, torch.tensor(x, device=self.device))
-        return output.argmax(1).cpu().numpy()
-
-    def parameters(self):
-        return {
-            f"{name}{i}": self.mem.get(address).detach().cpu().numpy().copy()
-            for i, layer in enumerate(self.net.weighted, start=1)
-            for name, address in layer.params.items()
-        }
+    compute = CNN

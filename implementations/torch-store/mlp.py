@@ -1,6 +1,7 @@
 """The seed-004 design in Python: a central parameter store (`Memory`) owns every tensor,
 layers keep only their indexes into it, models implement `forward(mem, x)` (`Compute`), and
-the optimizer steps are written by hand over the gradients autograd leaves in the store."""
+the optimizer steps are written by hand over the gradients autograd leaves in the store.
+The CNN (`cnn.py`) is the same trainer with another `Compute`."""
 
 from __future__ import annotations
 
@@ -72,12 +73,16 @@ ACTIVATIONS = {"relu": lambda x: x.relu(), "sigmoid": lambda x: x.sigmoid(), Non
 class MLP:
     """The `Compute` of the scenario's dense layers, each followed by its activation."""
 
-    def __init__(self, mem: Memory, layers, weights: list[tuple[torch.Tensor, torch.Tensor]]):
-        self.linears = [Linear(mem, W, b) for W, b in weights]
+    def __init__(self, mem: Memory, layers, parameters, device: str) -> None:
+        # torch.tensor copies and keeps the scenario's dtype (float64 for nielsen-mlp).
+        self.weighted = [
+            Linear(mem, *(torch.tensor(parameters[f"{n}{i}"], device=device) for n in "Wb"))
+            for i in range(1, len(layers) + 1)
+        ]
         self.activations = [ACTIVATIONS[layer.activation] for layer in layers]
 
     def forward(self, mem: Memory, x: torch.Tensor) -> torch.Tensor:
-        for linear, activation in zip(self.linears, self.activations, strict=True):
+        for linear, activation in zip(self.weighted, self.activations, strict=True):
             x = activation(linear.forward(mem, x))
         return x
 
@@ -105,16 +110,8 @@ class TorchStoreMLP(Trainer):
 
     def __init__(self, scenario, parameters, seed, device="cpu"):
         super().__init__(scenario, parameters, seed, device)
-        # torch.tensor copies and keeps the scenario's dtype (float64 for nielsen-mlp).
-        weights = [
-            (
-                torch.tensor(parameters[f"W{i}"], device=device),
-                torch.tensor(parameters[f"b{i}"], device=device),
-            )
-            for i in range(1, len(scenario.layers) + 1)
-        ]
         self.mem = Memory()
-        self.net = MLP(self.mem, scenario.layers, weights)
+        self.net = self.compute(self.mem, scenario.layers, parameters, device)
         self.loss = LOSSES[scenario.loss]
         opt = scenario.optimizer
         self.step = {
@@ -122,6 +119,8 @@ class TorchStoreMLP(Trainer):
             "ema-momentum": lambda: self.mem.apply_grads_sgd_momentum(opt.lr, opt.momentum),
             "adam": lambda: self.mem.apply_grads_adam(opt.lr, opt.beta1, opt.beta2, opt.eps),
         }[opt.kind]
+
+    compute = MLP  # the model's `Compute`: builds its layers into the store
 
     def load(self, x_train, y_train):
         self.x = torch.tensor(x_train, device=self.device)
@@ -147,6 +146,6 @@ class TorchStoreMLP(Trainer):
     def parameters(self):
         return {
             f"{name}{i}": self.mem.get(address).detach().cpu().numpy().copy()
-            for i, linear in enumerate(self.net.linears, start=1)
-            for name, address in linear.params.items()
+            for i, layer in enumerate(self.net.weighted, start=1)
+            for name, address in layer.params.items()
         }

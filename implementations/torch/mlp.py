@@ -1,9 +1,10 @@
 """An MLP in idiomatic PyTorch: `nn.Sequential` of `nn.Linear` and activations, a
-`torch.optim` optimizer, `zero_grad / backward / step`."""
+`torch.optim` optimizer, `zero_grad / backward / step`. The CNN (`cnn.py`) is the same
+trainer: `build_modules` turns any of the scenarios' layer lists into modules."""
 
 from __future__ import annotations
 
-from bench.api import BatchSampler, Trainer, optional_imports, register
+from bench.api import BatchSampler, Conv2d, Dense, MaxPool2d, Trainer, optional_imports, register
 
 with optional_imports():
     import torch
@@ -29,6 +30,12 @@ def build_optimizer(params, opt) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {opt.kind!r}")
 
 
+def torch_layout(module: nn.Module, weight):
+    """The canonical weight in the module's layout, or back: nn.Linear keeps W as (out, in),
+    the transpose of the canonical (in, out); nn.Conv2d's (out_c, in_c, kh, kw) is canonical."""
+    return weight.T if isinstance(module, nn.Linear) else weight
+
+
 @register
 class TorchMLP(Trainer):
     name = "torch"
@@ -39,20 +46,45 @@ class TorchMLP(Trainer):
 
     def __init__(self, scenario, parameters, seed, device="cpu"):
         super().__init__(scenario, parameters, seed, device)
-        activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
-        dtype = getattr(torch, scenario.dtype)  # float64 for nielsen-mlp, as network.py
-        modules = []
-        for i, layer in enumerate(scenario.layers, start=1):
-            linear = nn.Linear(layer.units_in, layer.units_out, device=device, dtype=dtype)
-            with torch.no_grad():  # nn.Linear keeps W as (out, in): transpose the canonical one
-                linear.weight.copy_(torch.from_numpy(parameters[f"W{i}"].T))
-                linear.bias.copy_(torch.from_numpy(parameters[f"b{i}"]))
-            modules.append(linear)
-            if layer.activation:
-                modules.append(activations[layer.activation]())
-        self.net = nn.Sequential(*modules)
+        self.dtype = getattr(torch, scenario.dtype)  # float64 for nielsen-mlp, as network.py
+        self.weighted: list[nn.Module] = []  # the modules holding W1/b1, W2/b2, ... in order
+        self.net = nn.Sequential(*self.build_modules(scenario.layers))
+        with torch.no_grad():
+            for i, module in enumerate(self.weighted, start=1):
+                module.weight.copy_(torch.from_numpy(torch_layout(module, parameters[f"W{i}"])))
+                module.bias.copy_(torch.from_numpy(parameters[f"b{i}"]))
         self.loss_fn = F.cross_entropy if scenario.loss == "cross-entropy" else quadratic_cost
         self.optimizer = build_optimizer(self.net.parameters(), scenario.optimizer)
+
+    def build_modules(self, layers) -> list[nn.Module]:
+        activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+        modules = []
+        for layer in layers:
+            if isinstance(layer, MaxPool2d):
+                modules.append(nn.MaxPool2d(layer.size, layer.stride))
+                continue
+            if not isinstance(layer, Conv2d | Dense):
+                modules.append(nn.Flatten())  # (c, h, w) order, the canonical one
+                continue
+            if isinstance(layer, Conv2d):
+                module = nn.Conv2d(
+                    layer.in_channels,
+                    layer.out_channels,
+                    layer.kernel,
+                    layer.stride,
+                    layer.padding,
+                    device=self.device,
+                    dtype=self.dtype,
+                )
+            else:
+                module = nn.Linear(
+                    layer.units_in, layer.units_out, device=self.device, dtype=self.dtype
+                )
+            self.weighted.append(module)
+            modules.append(module)
+            if layer.activation:
+                modules.append(activations[layer.activation]())
+        return modules
 
     def load(self, x_train, y_train):
         self.x = torch.tensor(x_train, device=self.device)
@@ -77,9 +109,9 @@ class TorchMLP(Trainer):
             return self.net(torch.tensor(x, device=self.device)).argmax(1).cpu().numpy()
 
     def parameters(self):
-        linears = [m for m in self.net if isinstance(m, nn.Linear)]
         params = {}
-        for i, linear in enumerate(linears, start=1):
-            params[f"W{i}"] = linear.weight.detach().cpu().numpy().T.copy()
-            params[f"b{i}"] = linear.bias.detach().cpu().numpy().copy()
+        for i, module in enumerate(self.weighted, start=1):
+            weight = module.weight.detach().cpu().numpy()
+            params[f"W{i}"] = torch_layout(module, weight).copy()
+            params[f"b{i}"] = module.bias.detach().cpu().numpy().copy()
         return params
