@@ -307,6 +307,38 @@ def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
         return to_svg(fig, salt)
 
 
+@dataclass(frozen=True)
+class ThreadSeries:
+    label: str
+    colour: str
+    threads: list[int]
+    speedups: list[float]  # median time at the fewest threads / median time at each
+
+
+def thread_scaling(series: Sequence[ThreadSeries], salt: str) -> str:
+    """Speed-up against thread count, beside the ideal (linear) speed-up."""
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(4.8, 3.2)
+        lowest = min(min(s.threads) for s in series)
+        highest = max(max(s.threads) for s in series)
+        ax.plot(
+            [lowest, highest],
+            [1, highest / lowest],
+            color=MUTED,
+            linewidth=0.9,
+            linestyle="--",
+            label="ideal (linear)",
+        )
+        for s in series:
+            ax.plot(s.threads, s.speedups, "o-", color=s.colour, markersize=4, label=_text(s.label))
+        ax.set_xticks(sorted({t for s in series for t in s.threads}))
+        ax.set_xlabel("threads")
+        ax.set_ylabel(f"speed-up over {lowest} thread{'s' if lowest > 1 else ''}")
+        ax.set_title("Scaling with threads")
+        ax.legend(loc="upper left")
+        return to_svg(fig, salt)
+
+
 def _label_offsets(ax: plt.Axes, points: Sequence[Point], size: float) -> list[tuple[float, float]]:
     """Label offsets (points) from their markers: to the right, or to the left near the right
     edge; stacked upwards where labels would overlap (extents estimated from their length)."""

@@ -558,6 +558,42 @@ def _scaling(
     return plotted
 
 
+def _thread_scaling(
+    rows: list[CaseRow], colours: dict[str, str], salt: str, figures: bool
+) -> dict | None:
+    """Speed-up and parallel efficiency per implementation, when it ran at several thread
+    counts (a sweep with --threads 1,2,...); at the largest sweep sizes only."""
+    groups: dict[tuple, list[CaseRow]] = {}
+    for row in headline(rows):
+        if row.ok:
+            key = (row.run_id, row.implementation, row.get("device"))
+            groups.setdefault(key, []).append(row)
+    series, table = [], []
+    for (_, implementation, device), members in sorted(groups.items(), key=lambda g: g[0][1:]):
+        by_threads = {int(r.get("threads")): r for r in members}
+        if len(by_threads) < 2:
+            continue
+        threads = sorted(by_threads)
+        base = by_threads[threads[0]].stats["median"]
+        speedups = [base / by_threads[t].stats["median"] for t in threads]
+        label = implementation if device in (None, "cpu") else f"{implementation} ({device})"
+        series.append(plots.ThreadSeries(label, colours[implementation], threads, speedups))
+        for t, speedup in zip(threads, speedups, strict=True):
+            table.append(
+                {
+                    "label": label,
+                    "threads": t,
+                    "median": fmt_seconds(by_threads[t].stats["median"]),
+                    "speedup": f"{speedup:.2f}×",
+                    "efficiency": f"{speedup / (t / threads[0]):.0%}",
+                }
+            )
+    if not series:
+        return None
+    svg = Markup(plots.thread_scaling(series, f"{salt}-threads")) if figures else None
+    return {"svg": svg, "rows": table}
+
+
 def _curves(runs: Runs, rows: list[CaseRow], colours: dict[str, str]) -> list[plots.Curve]:
     if runs.curves.empty or "test_accuracy" not in runs.curves:
         return []
@@ -609,6 +645,7 @@ def _scenario_section(
         "front": [],
         "sizes": "",
         "scaling": [],
+        "threads": None,
     }
     if not rows:
         return section
@@ -616,6 +653,7 @@ def _scenario_section(
         section["kmeans"] = _kmeans_agreement(runs, scenario, rows)
     section["table"] = _summary_table(scenario, rows, peak_measured)
     section["scaling"] = _scaling(scenario, rows, colours, anchor, figures)
+    section["threads"] = _thread_scaling(rows, colours, anchor, figures)
     measured = [r for r in rows if r.measured]
     if measured and figures:
         section["bars"] = Markup(

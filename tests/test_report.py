@@ -245,16 +245,18 @@ def _rounds(times, *, kmeans=False, capped=()):
     return rounds
 
 
-def _case(scenario, implementation, times, *, status="ok", reason=None, dataset=None, **kw):
+def _case(
+    scenario, implementation, times, *, status="ok", reason=None, dataset=None, threads=2, **kw
+):
     overrides = kw.pop("overrides", {})
     spec = {
-        "id": f"{scenario}--{implementation}--t2--cpu"
+        "id": f"{scenario}--{implementation}--t{threads}--cpu"
         + "".join(f"--{k}={v}" for k, v in overrides.items()),
         "scenario": scenario,
         "implementation": implementation,
         "model": SCENARIOS[scenario].model,
         "framework": "none",
-        "threads": 2,
+        "threads": threads,
         "device": "cpu",
         "profile": "smoke",
         "dataset": dataset,
@@ -337,6 +339,27 @@ def test_a_sweep_gets_a_log_log_plot_and_its_fitted_exponent(tmp_path):
     html = report.render_html(context)
     assert "Scaling with n samples (log-log)" in html
     assert "numpy-vectorized · n_samples=1,000<" in html  # a table row of the sweep
+    assert section["threads"] is None  # one thread count: no thread scaling to show
+
+
+def test_a_thread_sweep_gets_speed_up_and_parallel_efficiency(tmp_path):
+    cases = [
+        _case("linfa-kmeans", implementation, [seconds] * 3, threads=threads)
+        for implementation, seconds_by_threads in (
+            ("sklearn", {1: 0.4, 2: 0.25}),
+            ("numpy-vectorized", {1: 0.3, 2: 0.3}),
+        )
+        for threads, seconds in seconds_by_threads.items()
+    ]
+    blobs = {"requested": "blobs", "used": "blobs", "fallback_reason": None}
+    context = report.build([_store(tmp_path, cases, {"linfa-kmeans": blobs})])
+    (section,) = context["sections"]
+    rows = {(r["label"], r["threads"]): r for r in section["threads"]["rows"]}
+    assert (rows["sklearn", 2]["speedup"], rows["sklearn", 2]["efficiency"]) == ("1.60×", "80%")
+    assert (rows["sklearn", 1]["speedup"], rows["sklearn", 1]["efficiency"]) == ("1.00×", "100%")
+    assert rows["numpy-vectorized", 2]["efficiency"] == "50%"
+    html = report.render_html(context)
+    assert "Scaling with threads" in html and "linear speed-up" in html
 
 
 def test_cli_report_accepts_run_folders_and_reports_dir_from_the_environment(
