@@ -12,12 +12,15 @@ planning then import nothing, and only the worker of a case imports its own plug
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import json
 import os
+import re
 import sys
+import tempfile
 import traceback
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +38,13 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "implementations"
 CACHE_FILE = Path(platformdirs.user_cache_dir("bench")) / "plugins.json"
 # Files whose change alters what a plugin declares (its scenarios' support, the contract).
 _HARNESS_FILES = ("api.py", "scenarios.py", "registry.py")
+
+# What native libraries print to stderr when imported (TensorFlow's oneDNN notice, written by
+# absl before any Python logging setting applies): dropped while a plugin is imported.
+NATIVE_CHATTER = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+    r"STDERR|I0000 \S+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\..*)$"
+)
 
 # Where `pip install` can fix a missing requirement.
 EXTRA_FOR = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow"}
@@ -294,10 +304,40 @@ def _import_path(path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with _without_native_chatter():
+            spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[module_name]
         raise
+
+
+@contextlib.contextmanager
+def _without_native_chatter():
+    """Run the block with file descriptor 2 in a temporary file, then pass on to stderr
+    every line written there except the known start-up notices of native libraries."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [
+                line
+                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if not NATIVE_CHATTER.match(line.rstrip("\n"))
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
 
 
 def _missing(info: PluginInfo) -> tuple[str, ...]:

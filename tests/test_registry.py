@@ -54,6 +54,30 @@ def test_a_missing_framework_caught_by_optional_imports_is_reported(tmp_path):
     assert found.find("guarded", "mlp").missing == ("not_a_real_framework",)
 
 
+def test_native_start_up_notices_are_dropped_and_other_stderr_output_kept(tmp_path, capfd):
+    # What TensorFlow's C++ side prints when imported, then a line a user must see.
+    (tmp_path / "noisy.py").write_text(
+        textwrap.dedent("""
+        import os
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
+                    b"written to STDERR\\n")
+        os.write(2, b"I0000 00:00:1795353581.859125   25505 port.cc:153] oneDNN custom "
+                    b"operations are on. You may see slightly different numerical results.\\n")
+        os.write(2, b"noisy: a real warning\\n")
+        from bench.api import Trainer, register
+
+        @register
+        class Noisy(Trainer):
+            name, model, framework = "noisy", "mlp", "x"
+    """)
+    )
+    found = registry.discover([tmp_path], builtin=False, installed=False)
+    assert found.find("noisy", "mlp") is not None
+    err = capfd.readouterr().err
+    assert "noisy: a real warning" in err
+    assert "absl" not in err and "oneDNN" not in err
+
+
 def test_duplicate_names_are_reported(tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
