@@ -1,8 +1,8 @@
-"""A convolutional network in vectorised NumPy, as Deep Learning from Scratch (ch.7): `im2col`
-unrolls every receptive field of the whole mini-batch into one row of a matrix, so that a
-convolution is a single matrix product and pooling a single `max` over rows; `col2im` adds
-the gradients of overlapping rows back into image shape. The dense layers, the loss and the
-optimizers are the MLP's (`mlp.py`)."""
+"""A convolutional network in vectorised NumPy, after Deep Learning from Scratch (ch.7):
+`im2col` unrolls every receptive field of the whole mini-batch into one column of a matrix,
+so that a convolution is a single matrix product; `col2im` adds the gradients of overlapping
+fields back into image shape. Max pooling takes elementwise maxima of strided views. The
+dense layers, the loss, the optimizers and the training loop are the MLP's (`mlp.py`)."""
 
 from __future__ import annotations
 
