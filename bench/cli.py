@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import datetime as dt
 import errno
+import faulthandler
 import math
 import shlex
 import signal
@@ -721,8 +722,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stacks_on_sigusr1() -> None:
+    """`kill -USR1 <pid>` prints where every thread of a run that seems stuck is."""
+    if hasattr(signal, "SIGUSR1"):
+        with contextlib.suppress(ValueError, OSError, RuntimeError):  # no usable stderr
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _stacks_on_sigusr1()
     if args.command == "data" and args.action == "fetch" and not args.name:
         errors.print("bench data fetch: name a dataset: " + ", ".join(datasets.NAMES))
         return 2

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 from conftest import PLUGINS, bench_command, smoke_args, stored_cases
 
 
@@ -146,6 +147,52 @@ def test_ctrl_c_records_the_case_as_interrupted_and_says_how_to_resume(
     assert resumed.returncode == 0, resumed.stderr
     outcomes = {name: (c["status"], c.get("reason")) for name, c in stored_cases(results).items()}
     assert {status for status, _ in outcomes.values()} == {"ok"}, outcomes
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_real_signal_stops_the_run_and_keeps_what_was_measured(tmp_path, test_state, signum):
+    results = tmp_path / "results"
+    args = smoke_args(
+        "--plugins",
+        str(PLUGINS / "faulty"),
+        "--scenario",
+        "dlfs-mlp,tch-mlp",
+        "--impl",
+        "hangs-in-tch-mlp",
+        "--results-dir",
+        str(results),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while not (test_state / "hangs-in-tch-mlp-hanging").exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "tch-mlp never started its second round"
+        time.sleep(0.1)
+    process.send_signal(signum)
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # bench prints every thread's stack
+        time.sleep(2)
+        process.kill()
+        pytest.fail("bench run did not stop:\n" + process.communicate()[1][-8000:])
+    assert process.returncode == 130, err
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    assert f"bench run --resume {run.name}" in " ".join(err.split())
+    records = {
+        record["case"]["scenario"]: record
+        for record in (json.loads(f.read_text()) for f in (run / "cases").glob("*.json"))
+    }
+    assert records["dlfs-mlp"]["status"] == "ok"  # finished before the signal: kept
+    assert records["tch-mlp"]["status"] == "interrupted"
+    assert len(records["tch-mlp"]["rounds"]) == 1  # the round it finished is kept too
+    summary = pd.read_csv(run / "summary.csv").set_index("scenario")
+    assert summary.loc["tch-mlp", "status"] == "interrupted"
 
 
 def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(

@@ -96,6 +96,24 @@ class HangsAfterFirstRound(Healthy):
 
 
 @register
+class HangsInTchMlp(Healthy):
+    """Healthy, except in tch-mlp, where it hangs after its first round: a run stopped by a
+    signal then has a finished case and an interrupted one with a measured round."""
+
+    name = "hangs-in-tch-mlp"
+
+    def load(self, x_train, y_train):
+        super().load(x_train, y_train)
+        self.hang = self.scenario.name == "tch-mlp" and not first_time(self.name)
+
+    def train(self, steps):
+        if self.hang:
+            first_time(f"{self.name}-hanging")  # the test's cue to send the signal
+            time.sleep(3600)
+        return super().train(steps)
+
+
+@register
 class HangsOnce(Healthy):
     """Hangs the first time it trains, works when run again (to interrupt and resume a run)."""
 
