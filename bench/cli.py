@@ -115,17 +115,21 @@ def _budget_text(scenario, profile: str) -> str:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """`kill` (SIGTERM) stops a command like Ctrl-C: a run records its current case as
-    interrupted and keeps everything finished."""
+    """`kill` (SIGTERM) and SIGINT stop a command like Ctrl-C: a run records its current case
+    as interrupted and keeps everything finished."""
 
     def handler(signum, frame):
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handler)
+    # A shell starts background commands (`bench run &`, a CI step's children) with SIGINT
+    # ignored, and Python then never turns it into KeyboardInterrupt: SIGINT would do nothing.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -167,6 +167,8 @@ def test_a_real_signal_stops_the_run_and_keeps_what_was_measured(tmp_path, test_
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # started as a shell starts a background command: with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     deadline = time.monotonic() + 180
     while not (test_state / "hangs-in-tch-mlp-hanging").exists():
