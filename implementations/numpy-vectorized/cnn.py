@@ -101,12 +101,19 @@ class Pooling:
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dx = np.zeros(self.x.shape, dtype=dout.dtype)
-        taken = np.zeros(self.out.shape, dtype=bool)
+        overlapping = self.stride < self.size
+        taken = None
         for pixel, gradient in zip(self.window_pixels(self.x), self.window_pixels(dx), strict=True):
             winner = pixel == self.out
-            winner &= ~taken  # an earlier pixel with the same maximum already won
-            taken |= winner
-            gradient += dout * winner  # overlapping windows add up
+            if taken is None:
+                taken = winner.copy()
+            else:
+                winner &= ~taken  # an earlier pixel with the same maximum already won
+                taken |= winner
+            if overlapping:
+                gradient += dout * winner  # a pixel of several windows gets every gradient
+            else:
+                np.multiply(dout, winner, out=gradient)  # each pixel is in one window at most
         return dx
 
 

@@ -25,11 +25,11 @@ class Affine:
 
 class Relu:
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.mask = x <= 0
-        return np.where(self.mask, 0, x)
+        self.positive = x > 0
+        return np.maximum(x, 0)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return np.where(self.mask, 0, dout)
+        return dout * self.positive
 
 
 class Sigmoid:
