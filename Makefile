@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= all,dev
+# More `bench run` options for `make bench`, e.g. BENCH_ARGS="--scenario dlfs-mlp,tch-cnn".
+BENCH_ARGS ?=
 # torch and TensorFlow are pinned to CPU builds here (an unpinned torch pulls a CUDA build).
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints/cpu.txt
 comma := ,
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	touch $@
 
 bench: setup  ## every available case, quick profile (minutes); then the HTML report
-	$(BIN)/bench run --profile quick
+	$(BIN)/bench run --profile quick $(BENCH_ARGS)
 	$(BIN)/bench report
 
 bench-full: setup  ## the articles' exact budgets (hours); then the HTML report

@@ -354,15 +354,35 @@ def _label_offsets(ax: plt.Axes, points: Sequence[Point], size: float) -> list[t
         width = (5 + 0.62 * size * len(p.label)) * scale
         dx = 5.0 if x + width <= ax.bbox.x1 else -5.0
         x0, x1 = (x, x + width) if dx > 0 else (x - width, x)
-        offset = 4.0
-        while any(
-            x0 < px1 and px0 < x1 and abs(y + offset * scale - py) < 1.3 * size * scale
-            for px0, px1, py in placed
-        ):
-            offset += 1.3 * size
+        step = 1.3 * size
+        # Just above the marker, else the nearest free line above or below that stays
+        # inside the axes (a cluster of labels then fans out both ways, not into the title).
+        candidates = [4.0]
+        for k in range(1, 2 * len(points) + 1):
+            candidates += [4.0 + k * step, 4.0 - k * step]
+
+        offset = next(
+            (
+                c
+                for c in candidates
+                if _line_is_free(ax, placed, (x0, x1, y + c * scale), step * scale)
+            ),
+            4.0,
+        )
         placed.append((x0, x1, y + offset * scale))
         offsets.append((dx, offset))
     return offsets
+
+
+def _line_is_free(
+    ax: plt.Axes, placed: list[tuple[float, float, float]], line: tuple, height: float
+) -> bool:
+    """Whether a label spanning `line` (x0, x1, y in display pixels) stays inside the axes
+    and clears every label already placed."""
+    x0, x1, y = line
+    if not ax.bbox.y0 <= y <= ax.bbox.y1 - height:
+        return False
+    return not any(x0 < px1 and px0 < x1 and abs(y - py) < height for px0, px1, py in placed)
 
 
 def _log_x_if_wide(ax: plt.Axes, values: Sequence[float]) -> None:

@@ -206,7 +206,10 @@ class CaseRow:
         return self._flagged(self.short_label)
 
     def _flagged(self, label: str) -> str:
-        return f"{label} ({', '.join(self.flags)})" if self.flags else label
+        """The label with each flag's first words (the tables give them whole), short
+        enough for a figure: "numpy-pure (fallback data, capped)"."""
+        short = [flag.split(":")[0] for flag in self.flags]
+        return f"{label} ({', '.join(short)})" if short else label
 
     def get(self, column: str) -> object:
         value = self.values.get(column)
@@ -1018,7 +1021,11 @@ def build(
     ids = [s.run_id for s in stores]
     counts = runs.summary["status"].value_counts().to_dict() if len(runs.summary) else {}
     order = [*outcomes.STATUSES, *sorted(set(counts) - set(outcomes.STATUSES))]
-    statuses = {status: counts[status] for status in order if status in counts}
+    if len(runs.summary) and "capped_rounds" in runs.summary:
+        # Among the ok cases, shown right after them: those whose rounds hit the time cap.
+        counts["capped"] = int((runs.summary["capped_rounds"].fillna(0) > 0).sum())
+        order.insert(order.index(outcomes.OK) + 1, "capped")
+    statuses = {status: counts[status] for status in order if counts.get(status)}
     return {
         "report_id": ids[0] if len(ids) == 1 else "+".join(ids),
         "runs": [

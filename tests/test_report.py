@@ -311,6 +311,7 @@ def test_fallback_partial_and_capped_cases_are_flagged(tmp_path):
     assert (
         "partial: timeout" in html and "capped: 2 of 3 rounds, accuracy on 500 test images" in html
     )
+    assert '>2 ok</span> <span class="status capped">1 of them capped<' in html
     assert "tensorflow missing" in html and "exceeded the time limit" in html
     # numpy-vectorized is the dlfs-mlp original: the reference of the speed-ups.
     assert "Speed-up vs numpy-vectorized" in html
