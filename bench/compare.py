@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench import outcomes
-from bench.results import RunStore
+from bench.results import RunStore, planned_work_seconds
 from bench.stats import clear_difference, mann_whitney_p, ratio_of_medians
 
 REGRESSED = "regressed"
@@ -78,11 +78,12 @@ def parse_threshold(text: str) -> float:
 
 
 def measured_times(store: RunStore) -> dict[str, list[float]]:
-    """Wall seconds of every measured (non-warm-up) round, by case id."""
+    """Wall seconds of every measured (non-warm-up) round, by case id; a capped round's
+    scaled to its planned steps (the two runs may have stopped after different steps)."""
     times: dict[str, list[float]] = {}
     for case in store.cases():
         times[case["case"]["id"]] = [
-            r["wall_seconds"] for r in case.get("rounds", []) if not r.get("warmup")
+            planned_work_seconds(r) for r in case.get("rounds", []) if not r.get("warmup")
         ]
     return times
 

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from bench import compare, outcomes, plots
 from bench.files import atomic_write_text
-from bench.results import RunStore, tidy_tables
+from bench.results import RunStore, planned_work_seconds, tidy_tables
 from bench.scenarios import SCENARIOS, Scenario
 from bench.stats import clear_difference, describe, loglog_fit, pareto_front, ratio_of_medians
 
@@ -116,11 +116,18 @@ def fmt_speedup(ratio: dict[str, float], versus: str = "") -> str:
     than = f" than {versus}" if versus else ""
     if value < 1:
         value, low, high = 1 / value, 1 / high, 1 / low
-    interval = f" ({low:.2f}–{high:.2f})" if _finite(low) else " (too few rounds for a CI)"
+    interval = f" ({_ratio(low)}–{_ratio(high)})" if _finite(low) else " (too few rounds for a CI)"
     if _finite(low) and not clear_difference(low, high):
         return f"no clear difference{' from ' + versus if versus else ''}{interval}"
     word = "faster" if ratio["ratio"] >= 1 else "slower"
-    return f"{value:.2f}×{NBSP}{word}{than}{interval}"
+    return f"{_ratio(value)}×{NBSP}{word}{than}{interval}"
+
+
+def _ratio(value: float) -> str:
+    """2.31, 21.4, 210, 1,234: decimals only where they are significant."""
+    if value < 10:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -188,6 +195,18 @@ class CaseRow:
     sizes: dict[str, float] = field(default_factory=dict)  # sweep sizes that vary
     speedup: dict = field(default_factory=dict)
     reference: str = ""
+    # What each round would have taken for its planned work: `times`, except that a round
+    # stopped by the time cap is scaled up by planned/done steps (its throughput held).
+    # Speed-ups and "fastest" compare these, so a capped case is not fast for stopping early.
+    work_times: list[float] = field(default_factory=list)
+
+    @property
+    def work_median(self) -> float:
+        return describe(self.work_times)["median"]
+
+    @property
+    def capped(self) -> bool:
+        return bool(self.get("capped_rounds"))
 
     @property
     def measured(self) -> bool:
@@ -237,6 +256,11 @@ def _fill_sweeps(frame: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     return frame
 
 
+def _work_times(rounds: pd.DataFrame) -> list[float]:
+    work = (planned_work_seconds(record) for record in rounds.to_dict("records"))
+    return [w for w in work if math.isfinite(w)]
+
+
 def _varying(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if frame[c].nunique(dropna=True) > 1]
 
@@ -261,13 +285,14 @@ def _case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
             parts.append(values["run_id"])
         sizes = {c.removeprefix(SWEEP_PREFIX): float(values[c]) for c in sweeps}
         size_parts = [f"{key}={fmt_size(value)}" for key, value in sizes.items()]
-        times = []
+        times, work_times = [], []
         if measured is not None:
             mine = measured[
                 (measured["run_id"] == values["run_id"])
                 & (measured["case_id"] == values["case_id"])
             ]
             times = [float(t) for t in mine["wall_seconds"] if _finite(t)]
+            work_times = _work_times(mine)
         rows.append(
             CaseRow(
                 run_id=values["run_id"],
@@ -288,6 +313,7 @@ def _case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
                 ),
                 values=values,
                 sizes=sizes,
+                work_times=work_times,
             )
         )
     _add_speedups(rows, scenario.original or None)
@@ -297,7 +323,7 @@ def _case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
             tuple(r.sizes.values()),
             not r.ok,
             not r.measured,
-            r.stats["median"],
+            r.work_median,
             r.label,
         ),
     )
@@ -341,10 +367,10 @@ def _add_speedups(rows: list[CaseRow], original: str | None) -> None:
     for members in groups.values():
         candidates = [r for r in members if r.implementation == original and r.ok]
         ok = [r for r in members if r.ok] or members
-        reference = candidates[0] if candidates else min(ok, key=lambda r: r.stats["median"])
+        reference = candidates[0] if candidates else min(ok, key=lambda r: r.work_median)
         for row in members:
             row.reference = reference.implementation
-            row.speedup = ratio_of_medians(reference.times, row.times)
+            row.speedup = ratio_of_medians(reference.work_times, row.work_times)
 
 
 # --- one scenario ------------------------------------------------------------------------
@@ -384,7 +410,10 @@ def _speedup_cell(row: CaseRow) -> str:
         return "reference"
     text = fmt_speedup(row.speedup)
     main, _, interval = text.partition(" (")
-    return _cell(main, interval.rstrip(")"))
+    detail = interval.rstrip(")")
+    if row.capped:
+        detail += f"{' · ' if detail else ''}from samples/s (capped)"
+    return _cell(main, detail)
 
 
 def _summary_table(scenario: Scenario, rows: list[CaseRow], peak_measured: bool) -> Markup:
@@ -664,13 +693,14 @@ def _scenario_section(
                 [
                     plots.Bar(
                         r.chart_label,
-                        r.stats["median"],
-                        r.stats["q1"],
-                        r.stats["q3"],
+                        work["median"],
+                        work["q1"],
+                        work["q3"],
                         colours[r.implementation],
                         emphasis=r.implementation == r.reference,
                     )
                     for r in measured
+                    for work in [describe(r.work_times)]
                 ],
                 f"{anchor}-bars",
             )
@@ -685,7 +715,15 @@ def _scenario_section(
         quality = [r.get(quality_column) for r in measured]
         if any(q is not None for q in quality):
             seconds = [r.stats["median"] for r in measured]
-            front = pareto_front(seconds, [math.nan if q is None else q for q in quality])
+            # A capped case's point is true (this accuracy after this time) but it did not do
+            # the scenario's work: it is drawn, never part of the front.
+            front = pareto_front(
+                seconds,
+                [
+                    math.nan if q is None or r.capped else q
+                    for r, q in zip(measured, quality, strict=True)
+                ],
+            )
             section["scatter"] = Markup(
                 plots.pareto_scatter(
                     [
@@ -717,7 +755,7 @@ def _glance(section: dict) -> dict:
     if not ok:
         line["fastest"] = None
         return line
-    fastest = min(ok, key=lambda r: r.stats["median"])
+    fastest = min(ok, key=lambda r: r.work_median)
     trains = section["model"] != "kmeans"
     quality_column = "test_accuracy_median" if trains else "adjusted_rand_index_median"
     quality = (
@@ -733,7 +771,7 @@ def _glance(section: dict) -> dict:
         speedup=(
             f"reference ({fastest.reference})"
             if fastest.implementation == fastest.reference
-            else fmt_speedup(fastest.speedup, fastest.reference)
+            else _speed_words(fastest)
         ),
         quality=quality(fastest),
         best=None if best is fastest else f"{best.label}: {quality(best)}",
@@ -770,7 +808,8 @@ def _published_here(published, scenario: Scenario, rows: list[CaseRow], profile:
 def _speed_words(row: CaseRow) -> str:
     if row.implementation == row.reference:
         return "reference"
-    return fmt_speedup(row.speedup, row.reference)
+    words = fmt_speedup(row.speedup, row.reference)
+    return f"{words}, from samples/s (capped)" if row.capped else words
 
 
 def _articles(runs: Runs, sections: list[dict]) -> list[dict]:

@@ -176,6 +176,17 @@ class RunStore:
         }
 
 
+def planned_work_seconds(record: dict) -> float:
+    """A round's wall seconds, scaled up to its planned steps when the time cap stopped it:
+    what the whole round would have taken at the throughput it measured. Comparing these
+    keeps a capped case from looking fast for having stopped early."""
+    wall, steps, planned = (record.get(k) for k in ("wall_seconds", "steps", "planned_steps"))
+    finite = [isinstance(v, int | float) and math.isfinite(v) for v in (wall, steps, planned)]
+    if record.get("capped") == True and all(finite) and steps > 0:  # noqa: E712 (numpy bools)
+        return float(wall * planned / steps)
+    return float(wall) if finite[0] else math.nan
+
+
 # --- tidy tables -------------------------------------------------------------------------
 
 

@@ -236,7 +236,11 @@ def _rounds(times, *, kmeans=False, capped=()):
             record["seconds_per_iteration"] = seconds / 4
         else:
             record.update(steps=5, loss=0.5, train_accuracy=0.93, test_accuracy=0.91)
-            record["test_examples"] = 500 if index in capped else 10_000
+            record["planned_steps"] = 5
+            if index in capped:  # stopped after 1 of its 5 steps
+                record.update(steps=1, test_examples=500)
+            else:
+                record["test_examples"] = 10_000
             record["curve"] = [
                 {"train_seconds": seconds / 2, "steps": 2, "test_accuracy": 0.6},
                 {"train_seconds": seconds, "steps": 5, "test_accuracy": 0.91},
@@ -315,6 +319,29 @@ def test_fallback_partial_and_capped_cases_are_flagged(tmp_path):
     assert "tensorflow missing" in html and "exceeded the time limit" in html
     # numpy-vectorized is the dlfs-mlp original: the reference of the speed-ups.
     assert "Speed-up vs numpy-vectorized" in html
+
+
+def test_a_capped_case_is_compared_by_throughput_not_by_its_shortened_rounds(tmp_path):
+    fallback = {"requested": "mnist", "used": "mnist", "fallback_reason": None}
+    store = _store(
+        tmp_path,
+        [
+            _case("dlfs-mlp", "numpy-vectorized", [1.0, 1.0, 1.0]),
+            # half the time of numpy-vectorized per round, but for 1 of the 5 planned steps
+            _case("dlfs-mlp", "numpy-pure", [0.5, 0.5, 0.5], capped=(1, 2, 3)),
+        ],
+        {"dlfs-mlp": fallback},
+    )
+    context = report.build([store])
+    (glance,) = context["glance"]
+    assert glance["fastest"] == "numpy-vectorized"
+    (section,) = context["sections"]
+    pure = next(r for r in section["rows"] if r.implementation == "numpy-pure")
+    assert pure.stats["median"] == 0.5  # the table shows what was measured
+    assert pure.work_median == 2.5  # 0.5 s for 1 step: 2.5 s for 5
+    assert report._speed_words(pure).startswith("2.50×\xa0slower than numpy-vectorized")
+    assert "from samples/s (capped)" in report._speed_words(pure)
+    assert section["front"] == ["numpy-vectorized"]  # the capped case is never on the front
 
 
 def test_a_sweep_gets_a_log_log_plot_and_its_fitted_exponent(tmp_path):

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from bench.files import atomic_write_text
-from bench.results import RunNotFound, RunStore, latest_run_id, tidy_tables
+from bench.results import RunNotFound, RunStore, latest_run_id, planned_work_seconds, tidy_tables
 from bench.stats import describe
 
 
@@ -113,3 +113,12 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     target = tmp_path / "report.html"
     atomic_write_text(target, "<html></html>")
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_capped_round_counts_as_its_planned_work_at_the_throughput_it_measured():
+    capped = {"wall_seconds": 2.0, "steps": 10, "planned_steps": 100, "capped": True}
+    assert planned_work_seconds(capped) == 20.0
+    assert planned_work_seconds({**capped, "capped": False}) == 2.0
+    # K-Means rounds have no steps; a round that did nothing is not scaled to infinity
+    assert planned_work_seconds({"wall_seconds": 0.5, "n_iter": 3}) == 0.5
+    assert planned_work_seconds({**capped, "steps": 0}) == 2.0
