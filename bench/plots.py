@@ -277,6 +277,7 @@ class Series:
     seconds: list[float]
     exponent: float
     scale: float
+    dashed: bool = False  # e.g. the same implementation at fewer threads
 
 
 def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
@@ -295,7 +296,14 @@ def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
                     linewidth=0.9,
                     linestyle=":",
                 )
-            ax.plot(s.sizes, s.seconds, "o-", color=s.colour, markersize=4, label=label)
+            ax.plot(
+                s.sizes,
+                s.seconds,
+                "o--" if s.dashed else "o-",
+                color=s.colour,
+                markersize=4,
+                label=label,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(_seconds))

@@ -106,6 +106,10 @@ def fmt_bytes(value: object) -> str:
     return "–"
 
 
+def fmt_threads(count: object) -> str:
+    return f"{count} thread{'' if str(count) == '1' else 's'}"
+
+
 def fmt_speedup(ratio: dict[str, float], versus: str = "") -> str:
     """`2.31× faster than X (2.10–2.52)` from a speed-up (reference time / this time) and its
     confidence interval; slower cases read `3.0× slower` with the interval inverted alike.
@@ -278,7 +282,7 @@ def _case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
     for values in summary.to_dict("records"):
         parts = [values["implementation"]]
         if show_threads:
-            parts.append(f"{values['threads']} threads")
+            parts.append(fmt_threads(values["threads"]))
         if show_device:
             parts.append(str(values["device"]))
         if runs.multiple:
@@ -560,14 +564,22 @@ def _scaling(
         for identity, frame in summary.groupby(group_columns, dropna=False, sort=True):
             points = frame.sort_values(column)
             sizes = [float(v) for v in points[column]]
-            seconds = [float(r.stats["median"]) for r in points["_label"]]
+            seconds = [float(r.work_median) for r in points["_label"]]
             fit = loglog_fit(sizes, seconds)
             extra = [
                 f"{o.removeprefix(SWEEP_PREFIX)}={v:g}"
                 for o, v in zip(others, identity[4:], strict=True)
             ]
+            if summary["threads"].nunique() > 1:  # a thread sweep: one line per count
+                extra.insert(0, fmt_threads(identity[1]))
+            if summary["device"].nunique() > 1:
+                extra.insert(0, str(identity[2]))
             label = " · ".join([identity[0], *extra])
-            series.append(plots.Series(label, colours[identity[0]], sizes, seconds, **fit))
+            # Fewer threads than the most in the sweep: dashed, beside the solid line.
+            dashed = bool(identity[1] < summary["threads"].max())
+            series.append(
+                plots.Series(label, colours[identity[0]], sizes, seconds, **fit, dashed=dashed)
+            )
             fits.append(
                 {
                     "label": label,

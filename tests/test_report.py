@@ -372,12 +372,19 @@ def test_a_sweep_gets_a_log_log_plot_and_its_fitted_exponent(tmp_path):
 
 def test_a_thread_sweep_gets_speed_up_and_parallel_efficiency(tmp_path):
     cases = [
-        _case("linfa-kmeans", implementation, [seconds] * 3, threads=threads)
+        _case(
+            "linfa-kmeans",
+            implementation,
+            [seconds * n / 10_000] * 3,
+            threads=threads,
+            overrides={"n_samples": n},
+        )
         for implementation, seconds_by_threads in (
             ("sklearn", {1: 0.4, 2: 0.25}),
             ("numpy-vectorized", {1: 0.3, 2: 0.3}),
         )
         for threads, seconds in seconds_by_threads.items()
+        for n in (1_000, 10_000)
     ]
     blobs = {"requested": "blobs", "used": "blobs", "fallback_reason": None}
     context = report.build([_store(tmp_path, cases, {"linfa-kmeans": blobs})])
@@ -386,6 +393,13 @@ def test_a_thread_sweep_gets_speed_up_and_parallel_efficiency(tmp_path):
     assert (rows["sklearn", 2]["speedup"], rows["sklearn", 2]["efficiency"]) == ("1.60×", "80%")
     assert (rows["sklearn", 1]["speedup"], rows["sklearn", 1]["efficiency"]) == ("1.00×", "100%")
     assert rows["numpy-vectorized", 2]["efficiency"] == "50%"
+    # the size-scaling fits name the thread count of each line
+    (scaling,) = section["scaling"]
+    assert {fit["label"] for fit in scaling["fits"]} == {
+        f"{implementation} · {threads}"
+        for implementation in ("sklearn", "numpy-vectorized")
+        for threads in ("1 thread", "2 threads")
+    }
     html = report.render_html(context)
     assert "Scaling with threads" in html and "linear speed-up" in html
 
