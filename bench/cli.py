@@ -9,7 +9,7 @@ bench compare A B [--fail-above 5%] run B against run A, case by case; exit 1 on
 bench sweep -s S [--sizes 1e4,1e5] [--threads 1,2]   a run over growing sizes; scaling exponents
 bench data [fetch NAME | verify [NAME]]
 bench check IMPL [--scenario S]     the conformance suite: does IMPL follow the contract?
-bench new NAME [--model mlp]        write a plugin skeleton in implementations/NAME
+bench new NAME [--model mlp|cnn|kmeans]  write a plugin skeleton in implementations/NAME
 """
 
 from __future__ import annotations
@@ -718,7 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     new = commands.add_parser("new", help="write a plugin skeleton to fill in")
     new.add_argument("name", metavar="NAME", help="lowercase words joined by '-', e.g. my-numpy")
-    new.add_argument("--model", choices=("mlp", "kmeans"), default="mlp", help="default: mlp")
+    new.add_argument(
+        "--model", choices=("mlp", "cnn", "kmeans"), default="mlp", help="default: mlp"
+    )
     new.add_argument(
         "--dir", type=Path, default=Path("implementations"), help="where to write NAME/"
     )

@@ -10,8 +10,13 @@ from pathlib import Path
 from bench.registry import BUILTIN_DIR
 
 NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-# model -> (module written beside __init__.py, suffix of the class name)
-MODELS = {"mlp": ("mlp", "MLP"), "kmeans": ("kmeans", "KMeans")}
+# model -> (template, suffix of the class name); the module written is <model>.py. Trainers
+# share one template: its step() docstring covers every layer kind of the scenarios.
+MODELS = {
+    "mlp": ("trainer.py", "MLP"),
+    "cnn": ("trainer.py", "CNN"),
+    "kmeans": ("kmeans.py", "KMeans"),
+}
 
 
 class ScaffoldError(Exception):
@@ -30,18 +35,22 @@ def new_plugin(name: str, model: str = "mlp", directory: Path = Path("implementa
     folder = Path(directory) / name
     if folder.exists():
         raise ScaffoldError(f"{folder} already exists; choose another name or remove it first")
-    module, suffix = MODELS[model]
+    template, suffix = MODELS[model]
     class_name = "".join(word.capitalize() for word in name.split("-")) + suffix
 
     def render(template: str) -> str:
         text = resources.files("bench.templates").joinpath(template).read_text(encoding="utf-8")
-        text = text.replace(f"Template{suffix}", class_name)
-        return text.replace("template-name", name).replace("template_module", module)
+        for placeholder in ("TemplateTrainer", f"Template{suffix}"):
+            text = text.replace(placeholder, class_name)
+        replacements = {"template-name": name, "template_module": model, "template_model": model}
+        for placeholder, value in replacements.items():
+            text = text.replace(placeholder, value)
+        return text
 
     folder.mkdir(parents=True)
     (folder / "__init__.py").write_text(render("package.py"), encoding="utf-8")
-    target = folder / f"{module}.py"
-    target.write_text(render(f"{module}.py"), encoding="utf-8")
+    target = folder / f"{model}.py"
+    target.write_text(render(template), encoding="utf-8")
     return target
 
 

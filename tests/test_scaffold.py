@@ -59,6 +59,39 @@ MLP_MATH = """
 
 """
 
+# A CNN author's math, built here from the reference's layer functions for brevity.
+CNN_MATH = """
+    def forward(self, x):
+        from bench import reference
+
+        a, caches, index = x, [], 0
+        for layer in self.scenario.layers:
+            math = reference.LAYERS[type(layer)]
+            index += bool(math.parameters)
+            keys = [f"{prefix}{index}" for prefix in math.parameters]
+            a, cache = math.forward(layer, tuple(self.params[k] for k in keys), a)
+            caches.append((layer, math, keys, cache))
+        return a, caches
+
+    def step(self, x, y):
+        from bench import reference
+
+        outputs, caches = self.forward(x)
+        loss, grad = reference.LOSSES[self.scenario.loss](outputs, y)
+        opt, update = self.scenario.optimizer, reference.OPTIMIZERS[self.scenario.optimizer.kind]
+        self.updates += 1
+        for layer, math, keys, cache in reversed(caches):
+            grad, grads = math.backward(layer, tuple(self.params[k] for k in keys), cache, grad)
+            for key, g in zip(keys, grads):
+                state = self.optimizer_state[key]
+                self.params[key][...] = update(opt, self.params[key], g, state, self.updates)
+        return float(loss)
+
+    def predict(self, x):
+        return self.forward(x)[0].argmax(axis=1)
+
+"""
+
 KMEANS_MATH = """
     def fit(self, x, init_centroids, max_iter, tol):
         centroids, previous = init_centroids.copy(), None
@@ -136,6 +169,25 @@ def test_bench_new_writes_a_plugin_that_loads_fails_check_then_passes_once_fille
     assert code == 0, out
     assert "FAIL" not in out and "conformance: passed" in out
     assert out.count("/matches-reference:") == 3  # nielsen, dlfs and tch MLPs
+
+
+def test_bench_new_cnn_skeleton_documents_the_layers_and_passes_check_once_filled(tmp_path, capsys):
+    plugins = tmp_path / "plugins"
+    code, out = bench_here(capsys, "new", "my-conv", "--model", "cnn", "--dir", plugins)
+    assert code == 0, out
+    module = plugins / "my-conv" / "cnn.py"
+    text = module.read_text()
+    assert "class MyConvCNN(Trainer)" in text and 'model = "cnn"' in text
+    assert "Conv2d: W{i} (out_channels, in_channels, kernel, kernel)" in text
+
+    code, out = bench_here(capsys, "check", "my-conv", "--plugins", plugins, "-s", "tch-cnn")
+    assert code == 1 and "FILL IN MyConvCNN.step" in out
+
+    fill_in(module, "step", CNN_MATH)
+    code, out = bench("check", "my-conv", "--plugins", plugins)
+    assert code == 0, out
+    assert "FAIL" not in out and "conformance: passed" in out
+    assert out.count("/matches-reference:") == 2  # tch-cnn and dlfs-cnn
 
 
 def test_bench_new_refuses_to_overwrite_and_checks_the_name(tmp_path, capsys):

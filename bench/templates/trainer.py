@@ -1,4 +1,4 @@
-"""template-name: a multi-layer perceptron for the `bench` harness.
+"""template-name: a template_model trainer for the `bench` harness.
 
 Written by `bench new`. The harness owns the loop (data, rounds, timing, evaluation); this
 file owns the math. Fill in the two methods marked FILL IN, then run `bench check
@@ -20,9 +20,9 @@ from bench.api import BatchSampler, Trainer, register
 
 
 @register
-class TemplateMLP(Trainer):
+class TemplateTrainer(Trainer):
     name = "template-name"  # what `bench run -i` and the summary call it
-    model = "mlp"
+    model = "template_model"  # "mlp" or "cnn": which scenarios it runs
     framework = "numpy"
     requires = ()  # import names needed beyond the harness's own, e.g. ("torch",)
     # Where your framework departs from a scenario in a way worth knowing, declare
@@ -32,11 +32,13 @@ class TemplateMLP(Trainer):
     @classmethod
     def why_unsupported(cls, scenario):
         """A reason when this implementation cannot express `scenario` exactly (say, no
-        quadratic loss): its cases are then shown as *not supported*, never approximated."""
+        quadratic loss, or no padding): its cases are then shown as *not supported*, never
+        approximated."""
         return None
 
     def load(self, x_train, y_train):
-        """Untimed. x_train: (n, 784) in scenario.dtype, already scaled; y_train: (n,) int64."""
+        """Untimed. x_train in scenario.dtype, already scaled: (n, 784) for an MLP, images
+        (n, channels, height, width) for a CNN; y_train: (n,) int64."""
         # Copies: the harness's arrays must stay as they are (`bench check` verifies it).
         self.params = {name: value.copy() for name, value in self.initial_parameters.items()}
         self.x, self.y = x_train, y_train
@@ -60,8 +62,16 @@ class TemplateMLP(Trainer):
         """One update on the mini-batch (x, y); returns its loss, computed before the update.
 
         Everything comes from self.scenario:
-        - forward, for each Dense layer i of scenario.layers: z = a @ W{i} + b{i}, then its
-          activation ("sigmoid", "relu", or None for the logits);
+        - forward, layer by layer through scenario.layers; the layers with weights are
+          numbered 1, 2, ... in order, and each is followed by its `activation` ("sigmoid",
+          "relu", or None, e.g. for the logits):
+          - Dense: z = a @ W{i} + b{i}, with W{i} (units_in, units_out);
+          - Conv2d: W{i} (out_channels, in_channels, kernel, kernel), b{i} (out_channels,);
+            z[n, o, i, j] = b[o] + Σ over c, p, q of W[o, c, p, q] · a_padded[n, c,
+            i·stride + p, j·stride + q], `padding` zeros on each side;
+          - MaxPool2d: the largest value of each size × size window, windows `stride`
+            apart; its gradient goes to that value (the first one on a tie);
+          - Flatten: (n, c, h, w) → (n, c·h·w) in (c, h, w) order;
         - loss (scenario.loss), a mean over the batch: "quadratic" is 0.5·||a − onehot(y)||²
           on the sigmoid outputs a, "cross-entropy" is −log softmax(logits)[y];
         - backward: the gradient g of that mean loss for every parameter;
@@ -71,14 +81,14 @@ class TemplateMLP(Trainer):
         Work in the dtype of the parameters (scenario.dtype).
         """
         raise NotImplementedError(
-            "FILL IN TemplateMLP.step: forward pass, loss, backward pass and optimizer "
+            "FILL IN TemplateTrainer.step: forward pass, loss, backward pass and optimizer "
             "update (its docstring says what; bench/reference.py shows the math)"
         )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Integer labels of shape (len(x),): the argmax of the network's outputs."""
-        raise NotImplementedError("FILL IN TemplateMLP.predict: the forward pass, then argmax")
+        raise NotImplementedError("FILL IN TemplateTrainer.predict: the forward pass, then argmax")
 
     def parameters(self):
-        """Current weights, canonical layout: W{i} (in, out), b{i} (out,), in scenario.dtype."""
+        """Current weights in the canonical layouts above, in scenario.dtype."""
         return {name: value.copy() for name, value in self.params.items()}
