@@ -57,6 +57,26 @@ def _split(values: list[str] | None) -> list[str]:
     return [item.strip() for value in values or () for item in value.split(",") if item.strip()]
 
 
+def _number(kind: type, minimum: float, what: str):
+    """An argparse type: a number of `kind` not below `minimum`, else a clear error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+POSITIVE_INT = _number(int, 1, "a whole number of 1 or more")
+COUNT = _number(int, 0, "a whole number of 0 or more")
+SECONDS = _number(float, 1e-3, "a number of seconds above 0")
+
+
 def _thread_counts(values: list[str] | None) -> list[int]:
     counts = []
     for item in _split(values):
@@ -626,8 +646,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="image dataset instead of the scenario's: "
         + ", ".join(n for n in datasets.NAMES if n != "blobs"),
     )
-    run.add_argument("--rounds", type=int, help="measured rounds per case (default: profile)")
-    run.add_argument("--warmup", type=int, help="warm-up rounds, reported as cold start")
+    run.add_argument(
+        "--rounds", type=POSITIVE_INT, help="measured rounds per case (default: profile)"
+    )
+    run.add_argument("--warmup", type=COUNT, help="warm-up rounds, reported as cold start")
     run.add_argument(
         "--threads",
         "-t",
@@ -635,14 +657,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="thread count(s), e.g. 1,2 (default: all cores allotted)",
     )
     run.add_argument("--device", action="append", help="device(s), default cpu")
-    run.add_argument("--timeout", type=float, help="seconds per case before it is killed")
+    run.add_argument("--timeout", type=SECONDS, help="seconds per case before it is killed")
     run.add_argument(
         "--round-cap",
-        type=float,
+        type=SECONDS,
         metavar="SECONDS",
         help="stop each training round after this much training time; marked capped",
     )
-    run.add_argument("--seed", type=int, default=0, help="base seed; round r uses seed+r")
+    run.add_argument("--seed", type=COUNT, default=0, help="base seed; round r uses seed+r")
     run.add_argument("--offline", action="store_true", help="never download datasets")
     run.add_argument(
         "--no-peak", action="store_true", help="skip measuring the machine's GEMM/bandwidth peak"

@@ -107,10 +107,19 @@ class RunStore:
 
     @classmethod
     def create(cls, root: Path, run_id: str, meta: dict) -> RunStore:
-        store = cls(root / run_id)
-        store.directory.mkdir(parents=True, exist_ok=False)
-        atomic_write_json(store.directory / "run.json", {"run_id": run_id, **meta})
-        return store
+        """A new run folder; `run_id` gets a suffix -2, -3, ... if a run of that id exists
+        (ids are made from the start time, to the second)."""
+        root.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 100):
+            candidate = run_id if attempt == 1 else f"{run_id}-{attempt}"
+            try:
+                (root / candidate).mkdir()
+            except FileExistsError:
+                continue
+            store = cls(root / candidate)
+            atomic_write_json(store.directory / "run.json", {"run_id": candidate, **meta})
+            return store
+        raise FileExistsError(f"{root / run_id} and 98 suffixed versions of it already exist")
 
     @classmethod
     def open(cls, root: Path, run_id: str) -> RunStore:

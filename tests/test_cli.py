@@ -34,6 +34,27 @@ def test_unknown_names_get_the_valid_names_and_the_closest_match(args, expected,
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--rounds", "0", "--rounds: takes a whole number of 1 or more, got '0'"),
+        ("--warmup", "-1", "--warmup: takes a whole number of 0 or more"),
+        ("--timeout", "0", "--timeout: takes a number of seconds above 0"),
+        ("--round-cap", "-5", "--round-cap: takes a number of seconds above 0"),
+        ("--round-cap", "nan", "--round-cap: takes a number of seconds above 0"),
+        ("--seed", "-1", "--seed: takes a whole number of 0 or more"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_before_anything_runs(
+    option, value, expected, capsys, tmp_path
+):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", option, value, "--results-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert expected in " ".join(capsys.readouterr().err.split())
+    assert not any(tmp_path.iterdir())  # no run was started
+
+
 def test_list_shows_scenarios_implementations_and_broken_plugins(capsys):
     assert cli.main(["list", "--plugins", str(PLUGINS)]) == 0
     captured = capsys.readouterr()

@@ -122,3 +122,11 @@ def test_a_capped_round_counts_as_its_planned_work_at_the_throughput_it_measured
     # K-Means rounds have no steps; a round that did nothing is not scaled to infinity
     assert planned_work_seconds({"wall_seconds": 0.5, "n_iter": 3}) == 0.5
     assert planned_work_seconds({**capped, "steps": 0}) == 2.0
+
+
+def test_two_runs_started_in_the_same_second_get_different_folders(tmp_path):
+    first = RunStore.create(tmp_path, "20260101-000000-smoke", {"profile": "smoke"})
+    second = RunStore.create(tmp_path, "20260101-000000-smoke", {"profile": "smoke"})
+    assert second.run_id == "20260101-000000-smoke-2" != first.run_id
+    assert json.loads((second.directory / "run.json").read_text())["run_id"] == second.run_id
+    assert latest_run_id(tmp_path) == second.run_id
