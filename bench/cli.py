@@ -357,7 +357,10 @@ def print_summary(summary, meta: dict) -> None:
             status += f"\n[yellow]capped {row['capped_rounds']}/{row['rounds']}[/]"
             if math.isfinite(row.get("test_examples_min", math.nan)):
                 status += f"\n[yellow]acc. on {int(row['test_examples_min'])} test images[/]"
-        first = (row["scenario"], row["implementation"], str(row["threads"]), data, status)
+        implementation = row["implementation"]
+        if row.get("device", "cpu") != "cpu":
+            implementation += f" ({row['device']})"
+        first = (row["scenario"], implementation, str(row["threads"]), data, status)
         if not ok and not row["rounds"]:
             reason = escape(str(row["reason"] or ""))
             table.add_row(*first, reason, *[""] * (len(columns) - len(first) - 1))

@@ -71,6 +71,27 @@ def load_case_data(spec: dict):
     )
 
 
+def device_unavailable(device: str) -> str | None:
+    """Why `device` cannot be used on this machine, or None. Checked in the worker, after the
+    plugin (which imports its framework) is loaded, so that the planner imports nothing."""
+    if not device.startswith("cuda"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return f"device {device} is checked through torch, which is not installed"
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+        return (
+            f"no CUDA device on this machine (torch {torch.__version__}, {build}); "
+            "run on a machine with a GPU, or use --device cpu"
+        )
+    _, _, index = device.partition(":")
+    if index.isdigit() and int(index) >= torch.cuda.device_count():
+        return f"{device} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
+    return None
+
+
 def run_case(spec: dict, workdir: Path) -> dict:
     import pytest
 
@@ -87,6 +108,8 @@ def run_case(spec: dict, workdir: Path) -> dict:
     stage = "importing the implementation"
     try:
         cls = registry.load_plugin(spec["source"], spec["implementation"], spec["model"])
+        if reason := device_unavailable(spec["device"]):
+            return {"status": outcomes.SKIPPED, "reason": reason, "details": ""}
         threads.apply_to_frameworks(spec["threads"])
         stage = "loading the data"
         scenario = scenario_for(spec["scenario"], spec["profile"], spec.get("overrides"))

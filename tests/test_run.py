@@ -269,3 +269,19 @@ def test_a_round_cap_stops_rounds_early_and_marks_them_capped(tmp_path):
         assert round_["test_examples"] == 500
     assert "capped 2/2" in done.stdout
     assert "acc. on 500 test images" in " ".join(done.stdout.split())
+
+
+def test_a_device_this_machine_lacks_makes_the_case_skipped_with_the_reason(tmp_path):
+    import torch
+
+    results = tmp_path / "results"
+    args = smoke_args("--scenario", "tch-mlp", "--impl", "torch", "--device", "cuda")
+    done = bench_command(*args, results=results)
+    assert done.returncode == 0, done.stderr
+    record = stored_cases(results)["torch"]
+    if torch.cuda.is_available():  # a machine with a GPU runs it
+        assert record["status"] == "ok", record
+    else:
+        assert record["status"] == "skipped"
+        assert "no CUDA device on this machine" in record["reason"]
+        assert "(cuda)" in done.stdout  # the summary names the device
