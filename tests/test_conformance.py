@@ -62,6 +62,19 @@ def test_reference_kmeans_matches_sklearn_centroids_and_n_iter_under_every_stopp
     assert stopped_by == {"labels", "shift", "max_iter"}
 
 
+def assert_gradients_match_finite_differences(trainer, grads, x, y, h=1e-6):
+    """Every entry of the reference's gradients against a central difference of its loss."""
+    for name, value in trainer.params.items():
+        for index in np.ndindex(value.shape):
+            original = value[index]
+            value[index] = original + h
+            up, _ = trainer.loss_and_gradients(x, y)
+            value[index] = original - h
+            down, _ = trainer.loss_and_gradients(x, y)
+            value[index] = original
+            assert grads[name][index] == pytest.approx((up - down) / (2 * h), abs=1e-7)
+
+
 @pytest.mark.parametrize("name", ["nielsen-mlp", "dlfs-mlp"])
 def test_reference_gradients_match_finite_differences(name):
     base = SCENARIOS[name]
@@ -77,16 +90,7 @@ def test_reference_gradients_match_finite_differences(name):
     x, y = rng.normal(size=(6, 5)), rng.integers(0, 3, size=6)
     trainer = reference.ReferenceTrainer(scenario, initial_parameters(scenario, 1))
     _, grads = trainer.loss_and_gradients(x, y)
-    h = 1e-6
-    for name_, value in trainer.params.items():
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + h
-            up, _ = trainer.loss_and_gradients(x, y)
-            value[index] = original - h
-            down, _ = trainer.loss_and_gradients(x, y)
-            value[index] = original
-            assert grads[name_][index] == pytest.approx((up - down) / (2 * h), abs=1e-7)
+    assert_gradients_match_finite_differences(trainer, grads, x, y)
 
 
 def test_reference_optimizers_follow_the_scenario_formulas():
@@ -121,16 +125,7 @@ def test_reference_cnn_gradients_match_finite_differences():
     trainer = reference.ReferenceTrainer(scenario, initial_parameters(scenario, 1))
     _, grads = trainer.loss_and_gradients(x, y)
     assert {n: g.shape for n, g in grads.items()} == scenario.parameter_shapes()
-    h = 1e-6
-    for name_, value in trainer.params.items():
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + h
-            up, _ = trainer.loss_and_gradients(x, y)
-            value[index] = original - h
-            down, _ = trainer.loss_and_gradients(x, y)
-            value[index] = original
-            assert grads[name_][index] == pytest.approx((up - down) / (2 * h), abs=1e-7)
+    assert_gradients_match_finite_differences(trainer, grads, x, y)
 
 
 def test_scenarios_with_a_layer_kind_without_reference_math_say_so():
