@@ -203,10 +203,7 @@ class CaseRow:
     # stopped by the time cap is scaled up by planned/done steps (its throughput held).
     # Speed-ups and "fastest" compare these, so a capped case is not fast for stopping early.
     work_times: list[float] = field(default_factory=list)
-
-    @property
-    def work_median(self) -> float:
-        return describe(self.work_times)["median"]
+    work_stats: dict = field(default_factory=lambda: describe([]))
 
     @property
     def capped(self) -> bool:
@@ -318,6 +315,7 @@ def _case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
                 values=values,
                 sizes=sizes,
                 work_times=work_times,
+                work_stats=describe(work_times),
             )
         )
     _add_speedups(rows, scenario.original or None)
@@ -327,7 +325,7 @@ def _case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
             tuple(r.sizes.values()),
             not r.ok,
             not r.measured,
-            r.work_median,
+            r.work_stats["median"],
             r.label,
         ),
     )
@@ -371,7 +369,7 @@ def _add_speedups(rows: list[CaseRow], original: str | None) -> None:
     for members in groups.values():
         candidates = [r for r in members if r.implementation == original and r.ok]
         ok = [r for r in members if r.ok] or members
-        reference = candidates[0] if candidates else min(ok, key=lambda r: r.work_median)
+        reference = candidates[0] if candidates else min(ok, key=lambda r: r.work_stats["median"])
         for row in members:
             row.reference = reference.implementation
             row.speedup = ratio_of_medians(reference.work_times, row.work_times)
@@ -564,7 +562,7 @@ def _scaling(
         for identity, frame in summary.groupby(group_columns, dropna=False, sort=True):
             points = frame.sort_values(column)
             sizes = [float(v) for v in points[column]]
-            seconds = [float(r.work_median) for r in points["_label"]]
+            seconds = [float(r.work_stats["median"]) for r in points["_label"]]
             fit = loglog_fit(sizes, seconds)
             extra = [
                 f"{o.removeprefix(SWEEP_PREFIX)}={v:g}"
@@ -705,14 +703,13 @@ def _scenario_section(
                 [
                     plots.Bar(
                         r.chart_label,
-                        work["median"],
-                        work["q1"],
-                        work["q3"],
+                        r.work_stats["median"],
+                        r.work_stats["q1"],
+                        r.work_stats["q3"],
                         colours[r.implementation],
                         emphasis=r.implementation == r.reference,
                     )
                     for r in measured
-                    for work in [describe(r.work_times)]
                 ],
                 f"{anchor}-bars",
             )
@@ -767,7 +764,7 @@ def _glance(section: dict) -> dict:
     if not ok:
         line["fastest"] = None
         return line
-    fastest = min(ok, key=lambda r: r.work_median)
+    fastest = min(ok, key=lambda r: r.work_stats["median"])
     trains = section["model"] != "kmeans"
     quality_column = "test_accuracy_median" if trains else "adjusted_rand_index_median"
     quality = (
