@@ -134,7 +134,7 @@ def _budget_text(scenario, profile: str) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def _stop_signals_as_interrupt() -> Iterator[None]:
     """`kill` (SIGTERM) and SIGINT stop a command like Ctrl-C: a run records its current case
     as interrupted and keeps everything finished."""
 
@@ -767,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
         errors.print("bench data fetch: name a dataset: " + ", ".join(datasets.NAMES))
         return 2
     try:
-        with _sigterm_as_interrupt():
+        with _stop_signals_as_interrupt():
             return args.func(args)
     except (UsageError, runner.SelectionError, RunNotFound, datasets.DatasetError) as error:
         errors.print(f"[red]error:[/] {escape(str(error))}")

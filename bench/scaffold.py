@@ -40,9 +40,11 @@ def new_plugin(name: str, model: str = "mlp", directory: Path = Path("implementa
 
     def render(template: str) -> str:
         text = resources.files("bench.templates").joinpath(template).read_text(encoding="utf-8")
-        for placeholder in ("TemplateTrainer", f"Template{suffix}"):
-            text = text.replace(placeholder, class_name)
-        replacements = {"template-name": name, "template_module": model, "template_model": model}
+        replacements = {
+            "TemplateClass": class_name,
+            "template-name": name,
+            "template_model": model,  # also the module's name: <model>.py
+        }
         for placeholder, value in replacements.items():
             text = text.replace(placeholder, value)
         return text

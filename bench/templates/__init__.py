@@ -2,5 +2,5 @@
 
 They are valid Python so that they ship with the package and are linted like the rest, but
 they are never imported: `bench new` reads their text and renames "template-name",
-`Template*` and `template_module`.
+`TemplateClass` and `template_model` (the model, also the module's name).
 """

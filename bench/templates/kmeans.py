@@ -16,7 +16,7 @@ from bench.api import Clusterer, KMeansResult, kmeans_shift_tolerance, register
 
 
 @register
-class TemplateKMeans(Clusterer):
+class TemplateClass(Clusterer):
     name = "template-name"  # what `bench run -i` and the summary call it
     model = "kmeans"
     framework = "numpy"
@@ -37,10 +37,10 @@ class TemplateKMeans(Clusterer):
         match the returned centroids. inertia: the summed squared distance to them.
         """
         raise NotImplementedError(
-            "FILL IN TemplateKMeans.fit: Lloyd iterations until the labels repeat or the "
+            "FILL IN TemplateClass.fit: Lloyd iterations until the labels repeat or the "
             f"summed squared shift is <= {kmeans_shift_tolerance(x, tol):.3g} (see docstring)"
         )
 
     def predict(self, x, centroids: np.ndarray) -> np.ndarray:
         """Integer label of the nearest centroid for every point, shape (n,)."""
-        raise NotImplementedError("FILL IN TemplateKMeans.predict: the nearest centroid")
+        raise NotImplementedError("FILL IN TemplateClass.predict: the nearest centroid")

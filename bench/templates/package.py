@@ -1,3 +1,3 @@
 """template-name: say in one line how this implementation works (written by `bench new`)."""
 
-from . import template_module  # noqa: F401  (importing registers the implementation)
+from . import template_model  # noqa: F401  (importing registers the implementation)

@@ -20,7 +20,7 @@ from bench.api import BatchSampler, Trainer, register
 
 
 @register
-class TemplateTrainer(Trainer):
+class TemplateClass(Trainer):
     name = "template-name"  # what `bench run -i` and the summary call it
     model = "template_model"  # "mlp" or "cnn": which scenarios it runs
     framework = "numpy"
@@ -81,13 +81,13 @@ class TemplateTrainer(Trainer):
         Work in the dtype of the parameters (scenario.dtype).
         """
         raise NotImplementedError(
-            "FILL IN TemplateTrainer.step: forward pass, loss, backward pass and optimizer "
+            "FILL IN TemplateClass.step: forward pass, loss, backward pass and optimizer "
             "update (its docstring says what; bench/reference.py shows the math)"
         )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Integer labels of shape (len(x),): the argmax of the network's outputs."""
-        raise NotImplementedError("FILL IN TemplateTrainer.predict: the forward pass, then argmax")
+        raise NotImplementedError("FILL IN TemplateClass.predict: the forward pass, then argmax")
 
     def parameters(self):
         """Current weights in the canonical layouts above, in scenario.dtype."""
