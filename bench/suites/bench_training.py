@@ -54,7 +54,7 @@ class TrainingRound:
         """The timed target: everything outside `CLOCK.paused()` counts as training."""
         data, cap = self.case.data, self.case.round_cap_s
         start_wall, start_cpu = CLOCK(), CLOCK.cpu()
-        self.done, self.capped = 0, False
+        self.done, self.capped, self.test_examples = 0, False, 0
         for chunk in self.chunks:
             for steps in self._train_calls(chunk):
                 self.loss = float(self.trainer.train(steps))
@@ -128,7 +128,7 @@ class TrainingRound:
                 ),
                 "test_accuracy": self.curve[-1]["test_accuracy"] if self.curve else math.nan,
                 # Fewer than the test set when the round was capped: shown with its accuracy.
-                "test_examples": self.test_examples if self.curve else 0,
+                "test_examples": self.test_examples,
                 "time_to_target_seconds": target,
                 "curve": self.curve,
             }
