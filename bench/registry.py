@@ -196,6 +196,7 @@ def discover(
             for ep in entry_points(group=ENTRY_POINT_GROUP)
         ]
     cache = _read_cache()
+    cache_changed = False
     seen: dict[tuple[str, str], str] = {}
     for source, target in sources:
         key = _cache_key(source, target)
@@ -212,7 +213,7 @@ def discover(
             infos = [PluginInfo.of(cls, missing_imports) for cls in classes]
             if key is not None:
                 cache[key] = [asdict(info) for info in infos]
-                write_cache(CACHE_FILE, lambda out: out.write(json.dumps(cache).encode()))
+                cache_changed = True
         for info in infos:
             identity = (info.name, info.model)
             if identity in seen:
@@ -227,6 +228,8 @@ def discover(
                 continue
             seen[identity] = source
             registry.plugins.append(Plugin(info, source, _missing(info)))
+    if cache_changed:
+        write_cache(CACHE_FILE, lambda out: out.write(json.dumps(cache).encode()))
     return registry
 
 
