@@ -13,11 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from bench import outcomes
 from bench.results import RunStore, planned_work_seconds
-from bench.stats import clear_difference, mann_whitney_p, ratio_of_medians
+from bench.stats import clear_difference, describe, mann_whitney_p, ratio_of_medians
 
 REGRESSED = "regressed"
 IMPROVED = "improved"
@@ -123,8 +121,8 @@ def compare_runs(
                 scenario=spec["scenario"],
                 implementation=spec["implementation"],
                 threads=spec.get("threads"),
-                baseline_median=_median(a),
-                candidate_median=_median(b),
+                baseline_median=describe(a)["median"],
+                candidate_median=describe(b)["median"],
                 baseline_rounds=len(a),
                 candidate_rounds=len(b),
                 ratio=ratio["ratio"],
@@ -136,10 +134,6 @@ def compare_runs(
             )
         )
     return comparison
-
-
-def _median(values: list[float]) -> float:
-    return float(pd.Series(values, dtype=float).median()) if values else math.nan
 
 
 def _verdict(ratio: dict[str, float], threshold: float) -> tuple[str, str]:
