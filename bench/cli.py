@@ -455,11 +455,7 @@ def print_scaling(summary, key: str) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    root = results_root(args.results_dir)
-    run_id = args.run or latest_run_id(root)
-    if run_id is None:
-        raise UsageError(f"no runs in {root}; start one with `bench run`")
-    return _finish(RunStore.open(root, run_id))
+    return _finish(_open_run(results_root(args.results_dir), args.run))
 
 
 # --- bench report, bench compare ---------------------------------------------------------
