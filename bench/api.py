@@ -77,6 +77,16 @@ class Implementation:
     # Free text shown in the report where this implementation departs from a scenario,
     # keyed by scenario name ("*" applies to all).
     deviations: ClassVar[Mapping[str, str]] = {}
+    # What to do when a `requires` module is missing, when `pip install` is not the answer
+    # (a compiled extension, say): shown with the *skipped* reason.
+    install_hint: ClassVar[str | None] = None
+
+    @classmethod
+    def thread_counts(cls) -> dict[str, int]:
+        """Threads in force in pools the harness cannot inspect itself (a compiled
+        extension's rayon or GEMM pool), by pool name. The thread-limit check and every
+        case's record include them. Called after the case's thread limit is applied."""
+        return {}
 
     @classmethod
     def why_unsupported(cls, scenario: Scenario) -> str | None:

@@ -596,6 +596,7 @@ def check_thread_limit(cls, scenario: Scenario) -> str:
         f"{p['internal_api']} ({Path(p['filepath'] or '?').name})": p["num_threads"]
         for p in info["threadpools"]
     }
+    counts.update(info.get("extension_pools") or {})
     if "torch" in info:
         counts["torch intra-op"] = info["torch"]["num_threads"]
         counts["torch inter-op"] = info["torch"]["num_interop_threads"]
@@ -639,11 +640,11 @@ def _load_class(spec: dict) -> type:
 
 def thread_probe(spec: dict) -> dict:
     """In the probe process: load the plugin, apply 1 thread, do a little work, and return
-    `threads.describe()`."""
+    `threads.describe()` with the pools the plugin reports itself."""
     cls = _load_class(spec)
     threads.apply_to_frameworks(1)
     _exercise(cls, pickle.loads(bytes.fromhex(spec["scenario"])))
-    return threads.describe()
+    return {**threads.describe(), "extension_pools": cls.thread_counts()}
 
 
 def _exercise(cls, scenario: Scenario) -> None:

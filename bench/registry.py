@@ -77,6 +77,7 @@ class PluginInfo:
     unsupported: dict[str, str]  # scenario -> why the framework cannot express it
     deviations: dict[str, tuple[str, ...]]  # scenario -> declared deviations
     missing_imports: tuple[str, ...]  # framework imports `optional_imports` caught
+    install_hint: str | None = None
 
     @classmethod
     def of(cls, impl: type[Implementation], missing_imports: Iterable[str]) -> PluginInfo:
@@ -92,6 +93,7 @@ class PluginInfo:
             },
             deviations={s.name: impl.deviations_for(s) for s in scenarios},
             missing_imports=tuple(missing_imports),
+            install_hint=impl.install_hint,
         )
 
     @classmethod
@@ -151,7 +153,9 @@ class Plugin:
         if not self.missing:
             return None
         extras = sorted({EXTRA_FOR[m] for m in self.missing if m in EXTRA_FOR})
-        hint = f"pip install 'bench[{','.join(extras)}]'" if extras else "install it"
+        hint = self.info.install_hint or (
+            f"pip install 'bench[{','.join(extras)}]'" if extras else "install it"
+        )
         return f"requires {', '.join(self.missing)}, not installed ({hint})"
 
 

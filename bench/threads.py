@@ -21,6 +21,8 @@ THREAD_VARIABLES = (
     "NUMEXPR_NUM_THREADS",
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
+    "RAYON_NUM_THREADS",  # Rust extensions: rayon's global pool
+    "MATMUL_NUM_THREADS",  # Rust extensions: ndarray's matrixmultiply GEMM
 )
 
 

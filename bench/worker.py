@@ -155,7 +155,10 @@ def run_case(spec: dict, workdir: Path) -> dict:
         plugins=[context, recorder],
     )
     rounds_file.close()
-    result = {"threads": threads.describe(), "pytest_exit_code": int(exit_code)}
+    result = {
+        "threads": {**threads.describe(), "extension_pools": cls.thread_counts()},
+        "pytest_exit_code": int(exit_code),
+    }
     if recorder.error is not None:
         error = recorder.error
         reason = f"{type(error).__name__}: {error}"

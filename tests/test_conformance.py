@@ -304,6 +304,48 @@ def test_a_plugin_that_changes_the_thread_count_fails_thread_limit(tmp_path):
     assert ": 2" in result.detail
 
 
+EXTENSION_POOL = """
+import os
+import numpy as np
+from bench.api import Trainer, register
+
+
+@register
+class ExtensionPool(Trainer):
+    name, model, framework = "extension-pool", "mlp", "rust"
+
+    @classmethod
+    def thread_counts(cls):
+        # What a compiled extension's own pool would report: here, what the harness asked.
+        return {"rayon": int(os.environ.get("RAYON_NUM_THREADS", 0)), "own-pool": POOL_SIZE}
+
+    def load(self, x_train, y_train):
+        pass
+
+    def train(self, steps):
+        return 0.0
+
+    def predict(self, x):
+        return np.zeros(len(x), dtype=np.int64)
+
+    def parameters(self):
+        return dict(self.initial_parameters)
+"""
+
+
+def test_thread_limit_checks_the_pools_an_extension_reports(tmp_path):
+    (tmp_path / "pooled.py").write_text("POOL_SIZE = 1\n" + EXTENSION_POOL)
+    plugin = registry.discover([tmp_path], builtin=False, installed=False).plugins[0]
+    (result,) = conformance.run_checks(plugin.cls, ["dlfs-mlp"], only=["thread-limit"])
+    assert result.passed, result.detail
+    assert "rayon: 1" in result.detail and "own-pool: 1" in result.detail
+    (tmp_path / "pooled.py").write_text("POOL_SIZE = 4\n" + EXTENSION_POOL)
+    plugin = registry.discover([tmp_path], builtin=False, installed=False).plugins[0]
+    (result,) = conformance.run_checks(plugin.cls, ["dlfs-mlp"], only=["thread-limit"])
+    assert not result.passed
+    assert "own-pool: 4" in result.detail
+
+
 class CountsOneMore(SklearnKMeans):
     def fit(self, x, init_centroids, max_iter, tol):
         result = super().fit(x, init_centroids, max_iter, tol)

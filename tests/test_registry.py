@@ -36,6 +36,25 @@ def test_missing_requirement_makes_the_plugin_unavailable_with_the_reason():
     assert found.find("healthy", "mlp").available
 
 
+def test_a_declared_install_hint_replaces_the_pip_advice(tmp_path):
+    (tmp_path / "compiled.py").write_text(
+        textwrap.dedent("""
+        from bench.api import Trainer, register
+
+        @register
+        class Compiled(Trainer):
+            name, model, framework = "compiled", "mlp", "rust"
+            requires = ("a_compiled_extension_not_built",)
+            install_hint = "build it with `make setup` (needs cargo)"
+    """)
+    )
+    plugin = registry.discover([tmp_path], builtin=False, installed=False).find("compiled", "mlp")
+    assert plugin.unavailable_reason == (
+        "requires a_compiled_extension_not_built, not installed "
+        "(build it with `make setup` (needs cargo))"
+    )
+
+
 def test_a_missing_framework_caught_by_optional_imports_is_reported(tmp_path):
     (tmp_path / "guarded.py").write_text(
         textwrap.dedent("""
