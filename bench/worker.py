@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 
 from bench import threads
+from bench.files import atomic_write_text
 
 SUITES = Path(__file__).resolve().parent / "suites"
 SUITE_FOR_MODEL = {
@@ -208,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             "reason": f"harness error: {type(error).__name__}: {error}",
             "details": traceback.format_exc(),
         }
-    tmp = case_file.parent / (OUTCOME_FILE + ".tmp")
-    tmp.write_text(json.dumps(outcome, default=str), encoding="utf-8")
-    os.replace(tmp, case_file.parent / OUTCOME_FILE)
+    atomic_write_text(case_file.parent / OUTCOME_FILE, json.dumps(outcome, default=str))
     return 0
 
 

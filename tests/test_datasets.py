@@ -401,8 +401,8 @@ def test_unknown_name_suggests_the_closest(typo, closest):
     with pytest.raises(datasets.DatasetError) as error:
         datasets.resolve(typo)
     message = str(error.value)
-    assert f"did you mean {closest!r}" in message
-    assert "mnist, fashion-mnist, mnist-5k, blobs" in message
+    assert f"Did you mean {closest!r}?" in message
+    assert "Valid: blobs, fashion-mnist, mnist, mnist-5k." in message
 
 
 def test_search_locations_in_priority_order(isolated):
