@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= all,dev
 # More `bench run` options for `make bench`, e.g. BENCH_ARGS="--scenario dlfs-mlp,tch-cnn".
 BENCH_ARGS ?=
-# torch and TensorFlow are pinned to CPU builds here (an unpinned torch pulls a CUDA build).
+# torch and TensorFlow are pinned (constraints/cpu.txt) to the versions checked to coexist.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints/cpu.txt
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -18,6 +18,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -e ".[$(EXTRAS)]"
+	@# PyPI's Linux torch wheel is the CUDA build, which pulls in triton. Importing triton into
+	@# a process that has loaded TensorFlow crashes it (segfault: both bundle LLVM). The harness
+	@# never compiles kernels (no torch.compile), so triton goes.
+	$(BIN)/python -m pip uninstall --yes --quiet triton 2>/dev/null || true
 	touch $@
 
 bench: setup  ## every available case, quick profile (minutes); then the HTML report

@@ -59,6 +59,7 @@ __all__ = [
     "register",
 ]
 
+
 class PluginError(Exception):
     """A plugin breaks the contract; the message says what to change."""
 

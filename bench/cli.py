@@ -39,9 +39,11 @@ from rich.progress import (
 from rich.table import Table
 
 from bench import datasets, outcomes, registry, runner, threads
+from bench.analysis.tables import tidy_tables
 from bench.names import UnknownName, check_name
-from bench.results import RunNotFound, RunStore, latest_run_id, new_run_id, results_root
-from bench.scenarios import PROFILES, SCENARIOS
+from bench.records import BrokenPluginRecord, Case, DatasetResolution, RunMeta
+from bench.scenarios import PROFILES, SCENARIOS, scenario_to_json
+from bench.store import RunNotFound, RunStore, latest_run_id, new_run_id, results_root
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Piped output (CI logs, `| tee`) gets a wide table instead of rich's 80-column default.
@@ -157,15 +159,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = results_root(args.results_dir)
     if args.resume:
         store = RunStore.open(root, args.resume)
-        cases = [runner.Case.from_spec(spec) for spec in store.meta["plan"]]
+        cases = list(store.meta.plan)
         pending = len(cases) - len(store.finished() & {c.id for c in cases})
         console.print(f"Resuming run [bold]{store.run_id}[/]: {pending} of {len(cases)} cases left")
     else:
         store, cases = _new_run(args, root)
-    return _execute_stored(store, cases, args, root) or _finish(store)
+    return _execute_stored(store, cases, args, root) or _finish(store, write=True)
 
 
-def _execute_stored(store: RunStore, cases: list[runner.Case], args, root: Path) -> int:
+def _execute_stored(store: RunStore, cases: list[Case], args, root: Path) -> int:
     """Run the cases; on Ctrl-C or a full disk say how to resume. Returns the exit code."""
     resume = f"bench {args.command} --resume {store.run_id}" + (
         f" --results-dir {shlex.quote(str(root))}" if args.results_dir else ""
@@ -192,7 +194,7 @@ def _execute_stored(store: RunStore, cases: list[runner.Case], args, root: Path)
 
 def _new_run(
     args: argparse.Namespace, root: Path, overrides: list[dict] | None = None
-) -> tuple[RunStore, list[runner.Case]]:
+) -> tuple[RunStore, list[Case]]:
     from bench import environment, peak
 
     found = registry.discover(args.plugins)
@@ -226,16 +228,20 @@ def _new_run(
         raise UsageError(
             "nothing to run: no implementation matches the selected scenarios (see `bench list`)"
         )
-    meta = {
-        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "profile": args.profile,
-        "datasets": resolutions,
-        "broken_plugins": [vars(b) for b in found.broken],
-        "environment": environment.fingerprint(max(thread_counts), PROJECT_DIR),
-        "plan": [case.spec() for case in cases],
-    }
-    store = RunStore.create(root, new_run_id(args.profile), meta)
+    meta = RunMeta(
+        run_id=new_run_id(args.profile),
+        started_at=dt.datetime.now().isoformat(timespec="seconds"),
+        command="bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        profile=args.profile,
+        datasets=resolutions,
+        broken_plugins=tuple(
+            BrokenPluginRecord(b.source, b.error, b.details) for b in found.broken
+        ),
+        environment=environment.fingerprint(max(thread_counts), PROJECT_DIR),
+        plan=tuple(cases),
+        scenarios={s.name: scenario_to_json(s) for s in scenarios},
+    )
+    store = RunStore.create(root, meta)
     console.print(
         f"Run [bold]{store.run_id}[/]: {len(cases)} cases, profile {args.profile}, "
         f"results in {store.directory}"
@@ -250,7 +256,7 @@ def _new_run(
     return store, cases
 
 
-def _resolve_datasets(scenarios, args: argparse.Namespace) -> dict[str, dict]:
+def _resolve_datasets(scenarios, args: argparse.Namespace) -> dict[str, DatasetResolution]:
     """Dataset per scenario, found or fetched once in this process, fallback announced."""
     if args.dataset:
         check_name("dataset", args.dataset, datasets.NAMES)
@@ -259,8 +265,8 @@ def _resolve_datasets(scenarios, args: argparse.Namespace) -> dict[str, dict]:
                 "--dataset blobs: the image scenarios need images; K-Means "
                 "scenarios always use blobs"
             )
-    resolved: dict[str, dict] = {}
-    by_name: dict[str, dict] = {}
+    resolved: dict[str, DatasetResolution] = {}
+    by_name: dict[str, DatasetResolution] = {}
     for scenario in scenarios:
         name = (
             scenario.dataset if scenario.model == "kmeans" else (args.dataset or scenario.dataset)
@@ -273,12 +279,12 @@ def _resolve_datasets(scenarios, args: argparse.Namespace) -> dict[str, dict]:
             )
             if resolution.fallback_reason:
                 errors.print(f"[bold red]DATASET FALLBACK[/]: {escape(resolution.fallback_reason)}")
-            by_name[name] = vars(resolution)
+            by_name[name] = resolution
         resolved[scenario.name] = by_name[name]
     return resolved
 
 
-def _execute(store: RunStore, cases: list[runner.Case]) -> None:
+def _execute(store: RunStore, cases: list[Case]) -> None:
     todo = [c for c in cases if c.id not in store.finished()]
     columns = (
         TextColumn("{task.description}"),
@@ -291,16 +297,15 @@ def _execute(store: RunStore, cases: list[runner.Case]) -> None:
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("cases", total=len(todo))
 
-        def on_start(case: runner.Case) -> None:
+        def on_start(case: Case) -> None:
             progress.update(
                 task, description=f"{case.scenario} · {case.implementation} · {case.threads}t"
             )
 
-        def on_done(case: runner.Case, record: dict) -> None:
-            if record["status"] != outcomes.OK:
+        def on_done(case: Case, record) -> None:
+            if record.status != outcomes.OK:
                 progress.console.print(
-                    f"[yellow]{case.id}: {record['status']}[/] "
-                    f"{escape(str(record.get('reason') or ''))}"
+                    f"[yellow]{case.id}: {record.status}[/] {escape(str(record.reason or ''))}"
                 )
             progress.advance(task)
 
@@ -308,10 +313,13 @@ def _execute(store: RunStore, cases: list[runner.Case]) -> None:
     store.update_meta(finished_at=dt.datetime.now().isoformat(timespec="seconds"))
 
 
-def _finish(store: RunStore) -> int:
-    tables = store.write_tables()
+def _finish(store: RunStore, *, write: bool = False) -> int:
+    """Print the run's summary; `bench run` (`write`) also stores its tidy tables."""
+    tables = tidy_tables(store.cases(), store.meta, store.scenarios())
+    if write:
+        store.write_tables(tables)
     print_summary(tables["summary"], store.meta)
-    if sweep_meta := store.meta.get("sweep"):
+    if sweep_meta := store.meta.sweep:
         print_scaling(tables["summary"], sweep_meta["key"])
     console.print(
         f"\nResults: [bold]{store.directory}[/]  (summary.csv, rounds.csv, "
@@ -320,11 +328,11 @@ def _finish(store: RunStore) -> int:
     return 0
 
 
-def print_summary(summary, meta: dict) -> None:
+def print_summary(summary, meta: RunMeta) -> None:
     fallbacks: dict[tuple[str, str], list[str]] = {}
-    for scenario, dataset in (meta.get("datasets") or {}).items():
-        if dataset.get("fallback_reason"):
-            fallbacks.setdefault((dataset["requested"], dataset["used"]), []).append(scenario)
+    for scenario, dataset in meta.datasets.items():
+        if dataset.fallback_reason:
+            fallbacks.setdefault((dataset.requested, dataset.used), []).append(scenario)
     for (requested, used), scenarios in fallbacks.items():
         console.print(
             f"[bold red]FALLBACK DATASET: {', '.join(scenarios)} ran on {used}, not "
@@ -406,7 +414,7 @@ def _mib(value) -> str:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """A run whose cases carry growing sizes (and thread counts); run.json says so."""
-    from bench import sweep
+    from bench.analysis import sweep
 
     if args.resume:
         return cmd_run(args)
@@ -424,11 +432,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     store, cases = _new_run(args, root, overrides=sweep.overrides(key, sizes))
     thread_counts = sorted({case.threads for case in cases})
     store.update_meta(sweep={"key": key, "sizes": sizes, "thread_counts": thread_counts})
-    return _execute_stored(store, cases, args, root) or _finish(store)
+    return _execute_stored(store, cases, args, root) or _finish(store, write=True)
 
 
 def print_scaling(summary, key: str) -> None:
-    from bench import sweep
+    from bench.analysis import sweep
 
     rows = sweep.scaling_rows(summary, key)
     sizes = sorted({size for row in rows for size in row["seconds"]})
@@ -484,7 +492,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench import compare
+    from bench.analysis import compare
 
     root = results_root(args.results_dir)
     baseline, candidate = _open_run(root, args.baseline), _open_run(root, args.candidate)

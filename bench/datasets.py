@@ -40,17 +40,18 @@ import platformdirs
 
 from bench.files import write_cache
 from bench.names import unknown_name_message
+from bench.records import DatasetResolution
 
 __all__ = [
     "IMAGE_DATASETS",
     "NAMES",
     "DatasetError",
+    "DatasetResolution",
     "FileCheck",
     "IdxFile",
     "ImageDataset",
     "ImageSplit",
     "NpzFile",
-    "Resolution",
     "fetch",
     "load_images",
     "make_blobs",
@@ -211,17 +212,6 @@ class ImageSplit:
 
 
 @dataclass(frozen=True)
-class Resolution:
-    """What a run asked for and what it will load; JSON-serialisable via dataclasses.asdict."""
-
-    requested: str
-    used: str
-    location: str  # the folder or file holding the verified files, or a description
-    fallback_reason: str | None
-    downloaded: bool
-
-
-@dataclass(frozen=True)
 class FileCheck:
     """One file found for a dataset, and whether it can be used (`detail` says why not)."""
 
@@ -236,7 +226,7 @@ class FileCheck:
 
 def resolve(
     name: str, *, download: bool = True, fallback: bool = True, log: Callable[[str], object] = print
-) -> Resolution:
+) -> DatasetResolution:
     """Decide where `name` is loaded from, downloading it if allowed and needed.
 
     Files that are found but fail verification are reported through `log` and skipped. When
@@ -245,16 +235,16 @@ def resolve(
     """
     _check_name(name)
     if name == "blobs":
-        return Resolution(name, name, BLOBS_LOCATION, None, downloaded=False)
+        return DatasetResolution(name, name, BLOBS_LOCATION, None, downloaded=False)
     if name == FALLBACK:
-        return Resolution(name, name, _mnist_5k_location(), None, downloaded=False)
+        return DatasetResolution(name, name, _mnist_5k_location(), None, downloaded=False)
 
     spec = IMAGE_DATASETS[name]
     tried = []
     for location in search_locations(name):
         checks = _check_location(name, location)
         if _is_complete(spec, location, checks):
-            return Resolution(name, name, str(location), None, downloaded=False)
+            return DatasetResolution(name, name, str(location), None, downloaded=False)
         for check in checks:
             if not check.ok:
                 log(f"{name}: {check.path} failed verification ({check.detail}); skipping it")
@@ -266,7 +256,7 @@ def resolve(
         except _DownloadFailed as error:
             tried.append(f"the download failed ({error})")
         else:
-            return Resolution(name, name, str(folder), None, downloaded=True)
+            return DatasetResolution(name, name, str(folder), None, downloaded=True)
     else:
         tried.append("downloading was not allowed")
 
@@ -286,15 +276,15 @@ def resolve(
             + _how_to_provide(name)
         )
         log(f"WARNING: {reason}")
-        return Resolution(name, FALLBACK, location, reason, downloaded=False)
+        return DatasetResolution(name, FALLBACK, location, reason, downloaded=False)
     raise DatasetError(f"{name} is not available: {looked}. {_how_to_provide(name)}")
 
 
-def load_images(resolution: Resolution) -> ImageSplit:
+def load_images(resolution: DatasetResolution) -> ImageSplit:
     """Read the images a `resolve` call chose; never downloads.
 
     The files are verified again while reading (the bytes are in memory anyway), so a file
-    changed since `resolve`, or a Resolution read back from JSON, cannot smuggle in bad data.
+    changed since `resolve`, or a DatasetResolution read back from JSON, cannot smuggle in bad data.
     """
     name = resolution.used
     if name == FALLBACK:

@@ -21,18 +21,26 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from bench import compare, outcomes, plots
+from bench import outcomes, plots
+from bench.analysis import compare
+from bench.analysis.stats import (
+    clear_difference,
+    describe,
+    loglog_fit,
+    pareto_front,
+    ratio_of_medians,
+)
+from bench.analysis.tables import SWEEP_PREFIX, comparable_times, measured_times, tidy_tables
 from bench.files import atomic_write_text
-from bench.results import RunStore, planned_work_seconds, tidy_tables
+from bench.records import CaseRecord, RunMeta
 from bench.scenarios import SCENARIOS, Scenario
-from bench.stats import clear_difference, describe, loglog_fit, pareto_front, ratio_of_medians
+from bench.store import RunStore
 
 REPORTS_ENV = "BENCH_REPORTS_DIR"
 FORMATS = ("html", "md")
 REASON_CHARS_IN_TABLE = 140
 NBSP = "\u00a0"  # keeps a number and its unit on one line in narrow table cells
 SUBLINE = "\u2028"  # separates a cell's main value from its detail line (never in escaped text)
-SWEEP_PREFIX = "sweep_"
 
 
 def reports_root(directory: str | os.PathLike | None = None) -> Path:
@@ -142,8 +150,9 @@ class Runs:
     """One or more stored runs, their tables concatenated with a `run_id` column."""
 
     stores: list[RunStore]
-    metas: list[dict]
-    records: dict[tuple[str, str], dict]  # (run_id, case_id) -> case record
+    metas: list[RunMeta]
+    records: dict[tuple[str, str], CaseRecord]  # (run_id, case_id) -> case record
+    scenarios: dict[str, Scenario]  # as the runs stored them (the first run's, if several)
     rounds: pd.DataFrame
     curves: pd.DataFrame
     summary: pd.DataFrame
@@ -151,15 +160,18 @@ class Runs:
     @classmethod
     def load(cls, stores: Sequence[RunStore]) -> Runs:
         metas, records, frames = [], {}, {"rounds": [], "curves": [], "summary": []}
+        scenarios: dict[str, Scenario] = {}
         for store in stores:
-            meta, cases = store.meta, store.cases()
+            meta, cases, defined = store.meta, store.cases(), store.scenarios()
             metas.append(meta)
+            for name, scenario in defined.items():
+                scenarios.setdefault(name, scenario)
             for case in cases:
-                records[(store.run_id, case["case"]["id"])] = case
-            for name, frame in tidy_tables(cases, meta).items():
+                records[(store.run_id, case.case.id)] = case
+            for name, frame in tidy_tables(cases, meta, defined).items():
                 frames[name].append(frame.assign(run_id=store.run_id))
         tables = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
-        return cls(list(stores), metas, records, **tables)
+        return cls(list(stores), metas, records, scenarios, **tables)
 
     @property
     def multiple(self) -> bool:
@@ -168,7 +180,7 @@ class Runs:
 
 def _run_time(store: RunStore) -> dt.datetime:
     """When the run started (run.json), else from the run id, else the file's time."""
-    started = store.meta.get("started_at")
+    started = store.meta.started_at
     if started:
         return dt.datetime.fromisoformat(started)
     try:
@@ -257,11 +269,6 @@ def _fill_sweeps(frame: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     return frame
 
 
-def _work_times(rounds: pd.DataFrame) -> list[float]:
-    work = (planned_work_seconds(record) for record in rounds.to_dict("records"))
-    return [w for w in work if math.isfinite(w)]
-
-
 def _varying(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if frame[c].nunique(dropna=True) > 1]
 
@@ -274,7 +281,6 @@ def _case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
     sweeps = _varying(summary, _sweep_columns(summary))
     show_threads = summary["threads"].nunique() > 1
     show_device = summary["device"].nunique() > 1 or (summary["device"] != "cpu").any()
-    measured = runs.rounds[~runs.rounds["warmup"].astype(bool)] if len(runs.rounds) else None
     rows = []
     for values in summary.to_dict("records"):
         parts = [values["implementation"]]
@@ -286,14 +292,8 @@ def _case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
             parts.append(values["run_id"])
         sizes = {c.removeprefix(SWEEP_PREFIX): float(values[c]) for c in sweeps}
         size_parts = [f"{key}={fmt_size(value)}" for key, value in sizes.items()]
-        times, work_times = [], []
-        if measured is not None:
-            mine = measured[
-                (measured["run_id"] == values["run_id"])
-                & (measured["case_id"] == values["case_id"])
-            ]
-            times = [float(t) for t in mine["wall_seconds"] if _finite(t)]
-            work_times = _work_times(mine)
+        record = runs.records[(values["run_id"], values["case_id"])]
+        times, work_times = measured_times(record), comparable_times(record)
         rows.append(
             CaseRow(
                 run_id=values["run_id"],
@@ -662,7 +662,7 @@ def _scenario_section(
     rows = _case_rows(runs, scenario)
     anchor = _anchor(scenario.name)
     # Only the runs that included this scenario say which data it ran on.
-    used = [(m.get("datasets") or {}).get(scenario.name, {}).get("used") for m in runs.metas]
+    used = [m.datasets[scenario.name].used for m in runs.metas if scenario.name in m.datasets]
     datasets = sorted({name for name in used if name}) or ["?"]
     section = {
         "name": scenario.name,
@@ -824,16 +824,16 @@ def _speed_words(row: CaseRow) -> str:
 def _articles(runs: Runs, sections: list[dict]) -> list[dict]:
     plan_deviations: dict[str, dict[str, list[str]]] = {}
     for meta in runs.metas:
-        for spec in meta.get("plan") or []:
-            for text in spec.get("deviations") or ():
-                found = plan_deviations.setdefault(spec["scenario"], {})
-                texts = found.setdefault(spec["implementation"], [])
+        for spec in meta.plan:
+            for text in spec.deviations:
+                found = plan_deviations.setdefault(spec.scenario, {})
+                texts = found.setdefault(spec.implementation, [])
                 if text not in texts:
                     texts.append(text)
-    profiles = sorted({m.get("profile") or "?" for m in runs.metas})
+    profiles = sorted({m.profile or "?" for m in runs.metas})
     articles = []
     for section in sections:
-        scenario = SCENARIOS[section["name"]]
+        scenario = runs.scenarios[section["name"]]
         rows = section["rows"]
         run_notes = []
         if profiles != ["full"]:
@@ -876,9 +876,9 @@ def _articles(runs: Runs, sections: list[dict]) -> list[dict]:
 def _fallbacks(runs: Runs) -> list[dict]:
     found: dict[tuple, list[str]] = {}
     for meta in runs.metas:
-        for scenario, dataset in (meta.get("datasets") or {}).items():
-            if dataset.get("fallback_reason"):
-                key = (dataset.get("requested"), dataset.get("used"), dataset["fallback_reason"])
+        for scenario, dataset in meta.datasets.items():
+            if dataset.fallback_reason:
+                key = (dataset.requested, dataset.used, dataset.fallback_reason)
                 found.setdefault(key, []).append(scenario)
     return [
         {"requested": k[0], "used": k[1], "reason": k[2], "scenarios": sorted(set(v))}
@@ -889,24 +889,22 @@ def _fallbacks(runs: Runs) -> list[dict]:
 def _problems(runs: Runs) -> list[dict]:
     problems = []
     for (run_id, _), record in sorted(runs.records.items()):
-        spec = record["case"]
-        measured = [r for r in record.get("rounds", []) if not r.get("warmup")]
-        capped = sum(bool(r.get("capped")) for r in measured)
-        if record["status"] == outcomes.OK and not capped:
+        spec, measured, capped = record.case, record.measured_rounds, record.capped_rounds
+        if record.status == outcomes.OK and not capped:
             continue
-        reason = record.get("reason") or ""
-        if record["status"] == outcomes.OK:
+        reason = record.reason or ""
+        if record.status == outcomes.OK:
             reason = f"{capped} of {len(measured)} measured rounds stopped at the time cap"
         problems.append(
             {
                 "run_id": run_id if runs.multiple else "",
-                "scenario": spec["scenario"],
-                "implementation": spec["implementation"],
-                "threads": spec.get("threads"),
-                "status": record["status"] if record["status"] != outcomes.OK else "capped",
+                "scenario": spec.scenario,
+                "implementation": spec.implementation,
+                "threads": spec.threads,
+                "status": record.status if record.status != outcomes.OK else "capped",
                 "reason": reason,
                 "kept": len(measured),
-                "details": (record.get("log_tail") or record.get("details") or "").strip(),
+                "details": (record.log_tail or record.details or "").strip(),
             }
         )
     return problems
@@ -938,8 +936,8 @@ def _blas_text(env: dict) -> str:
     return ", ".join(found)
 
 
-def _environment(store: RunStore, meta: dict) -> dict:
-    env = meta.get("environment") or {}
+def _environment(store: RunStore, meta: RunMeta) -> dict:
+    env = meta.environment
     facts = [
         ("CPU", env.get("cpu_model")),
         (
@@ -989,14 +987,14 @@ def _environment(store: RunStore, meta: dict) -> dict:
             "bandwidth": fmt_num(peak.get("bandwidth_gbs")),
         }
         for threads, peak in sorted(
-            (meta.get("machine_peak") or {}).items(), key=lambda item: int(item[0])
+            (meta.machine_peak or {}).items(), key=lambda item: int(item[0])
         )
         if isinstance(peak, dict)
     ]
     variables = sorted((env.get("environment_variables") or {}).items())
     return {
         "run_id": store.run_id,
-        "command": meta.get("command") or "",
+        "command": meta.command,
         "results": str(store.directory),
         "facts": [(k, v) for k, v in facts if v not in (None, "")],
         "packages": packages,
@@ -1048,9 +1046,10 @@ def _scenario_names(runs: Runs) -> list[str]:
     """Scenarios the runs selected, in the catalogue's order (also those with no case)."""
     named = set()
     for meta in runs.metas:
-        named |= set(meta.get("datasets") or {})
-        named |= {spec["scenario"] for spec in meta.get("plan") or []}
-    return [name for name in SCENARIOS if name in named]
+        named |= set(meta.datasets)
+        named |= {spec.scenario for spec in meta.plan}
+    known = [name for name in SCENARIOS if name in named]
+    return known + sorted(named - set(known))
 
 
 def build(
@@ -1061,9 +1060,9 @@ def build(
     runs = Runs.load(stores)
     implementations = list(runs.summary["implementation"]) if len(runs.summary) else []
     colours = plots.colours(implementations)
-    peak_measured = any(meta.get("machine_peak") for meta in runs.metas)
+    peak_measured = any(meta.machine_peak for meta in runs.metas)
     sections = [
-        _scenario_section(runs, SCENARIOS[name], colours, peak_measured, figures)
+        _scenario_section(runs, runs.scenarios[name], colours, peak_measured, figures)
         for name in _scenario_names(runs)
     ]
     ids = [s.run_id for s in stores]
@@ -1080,19 +1079,17 @@ def build(
             {
                 "run_id": store.run_id,
                 "started": _run_time(store).strftime("%Y-%m-%d %H:%M"),
-                "profile": meta.get("profile"),
-                "machine": _machine_line(meta.get("environment") or {}),
-                "cases": len(meta.get("plan") or []),
-                "datasets": sorted(
-                    {d.get("used") for d in (meta.get("datasets") or {}).values() if d}
-                ),
+                "profile": meta.profile,
+                "machine": _machine_line(meta.environment),
+                "cases": len(meta.plan),
+                "datasets": sorted({d.used for d in meta.datasets.values()}),
             }
             for store, meta in zip(stores, runs.metas, strict=True)
         ],
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "statuses": statuses,
         "fallbacks": _fallbacks(runs),
-        "broken_plugins": [b for meta in runs.metas for b in meta.get("broken_plugins") or []],
+        "broken_plugins": [b for meta in runs.metas for b in meta.broken_plugins],
         "problems": _problems(runs),
         "glance": [_glance(s) for s in sections],
         "sections": sections,

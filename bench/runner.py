@@ -16,57 +16,29 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import outcomes, threads
+from bench.analysis.tables import tidy_tables
 from bench.files import atomic_write_json
 from bench.names import check_name
+from bench.records import (
+    BENCHMARK_FILE,
+    CASE_FILE,
+    LOG_FILE,
+    OUTCOME_FILE,
+    ROUNDS_FILE,
+    Case,
+    CaseRecord,
+    DatasetResolution,
+    Outcome,
+    RoundRecord,
+)
 from bench.registry import Plugin, Registry
-from bench.results import RunStore
 from bench.scenarios import PROFILES, SCENARIOS, Scenario
-from bench.worker import OUTCOME_FILE, ROUNDS_FILE
+from bench.store import RunStore
 
-LOG_FILE = "worker.log"
 LOG_TAIL_CHARS = 4000
-
-
-@dataclass(frozen=True)
-class Case:
-    """One scenario x implementation x threads x device; runs in one fresh process."""
-
-    scenario: str
-    implementation: str
-    model: str
-    framework: str
-    source: str
-    threads: int
-    device: str
-    profile: str
-    rounds: int
-    warmup_rounds: int
-    timeout_s: float
-    seed: int
-    round_cap_s: float | None = None
-    dataset: dict | None = None  # a datasets.Resolution as a dict
-    deviations: tuple[str, ...] = ()
-    overrides: dict = field(default_factory=dict)  # sweep sizes, e.g. {"n_samples": 10_000}
-    status: str | None = None  # set in advance for cases that will not run
-    reason: str | None = None
-    id: str = field(default="")
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            ident = f"{self.scenario}--{self.implementation}--t{self.threads}--{self.device}"
-            ident += "".join(f"--{k}={v}" for k, v in sorted(self.overrides.items()))
-            object.__setattr__(self, "id", ident)
-
-    def spec(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> Case:
-        return cls(**{**spec, "deviations": tuple(spec.get("deviations", ()))})
 
 
 def select_scenarios(names: Sequence[str]) -> list[Scenario]:
@@ -88,7 +60,7 @@ def plan(
     timeout_s: float | None = None,
     round_cap_s: float | None = None,
     seed: int = 0,
-    datasets: dict[str, dict] | None = None,
+    datasets: dict[str, DatasetResolution] | None = None,
     overrides: Sequence[dict] = ({},),
 ) -> list[Case]:
     """Every requested case, including those that cannot run (with their reason).
@@ -169,17 +141,17 @@ def _kill_group(process: subprocess.Popen) -> None:
         pass  # already reaped
 
 
-def _read_rounds(workdir: Path) -> list[dict]:
+def _read_rounds(workdir: Path) -> tuple[RoundRecord, ...]:
     path = workdir / ROUNDS_FILE
     if not path.is_file():
-        return []
+        return ()
     rounds = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            rounds.append(json.loads(line))
+            rounds.append(RoundRecord.from_json(json.loads(line)))
         except json.JSONDecodeError:
             break  # the line being written when the worker died
-    return rounds
+    return tuple(rounds)
 
 
 def _log_tail(workdir: Path) -> str:
@@ -191,16 +163,15 @@ def _log_tail(workdir: Path) -> str:
         return handle.read().decode("utf-8", errors="replace")
 
 
-def run_case(store: RunStore, case: Case) -> dict:
+def run_case(store: RunStore, case: Case) -> CaseRecord:
     """Run one case in a fresh worker and store its record. Ctrl-C kills the worker, stores
     the case as *interrupted* (with any rounds it finished) and re-raises."""
-    record: dict = {"case": case.spec(), "rounds": []}
-    if case.status in outcomes.NOT_RUN:
-        record.update(status=case.status, reason=case.reason)
+    if not case.will_run:
+        record = CaseRecord(case, case.status or outcomes.SKIPPED, case.reason)
         store.save_case(record)
         return record
     workdir = store.workdir(case.id).resolve()  # the worker runs inside it
-    atomic_write_json(workdir / "case.json", case.spec())
+    atomic_write_json(workdir / CASE_FILE, case.to_json())
     env = {
         **os.environ,
         **threads.thread_environment(case.threads),
@@ -210,7 +181,7 @@ def run_case(store: RunStore, case: Case) -> dict:
     started = time.perf_counter()
     with (workdir / LOG_FILE).open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", str(workdir / "case.json")],
+            [sys.executable, "-m", "bench.worker", str(workdir / CASE_FILE)],
             cwd=workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -225,39 +196,43 @@ def run_case(store: RunStore, case: Case) -> dict:
             returncode = None
         except BaseException:
             _kill_group(process)
-            record.update(
-                status=outcomes.INTERRUPTED,
-                reason="interrupted (Ctrl-C)",
-                rounds=_read_rounds(workdir),
+            record = CaseRecord.ended(
+                case,
+                Outcome(outcomes.INTERRUPTED, "interrupted (Ctrl-C)"),
+                _read_rounds(workdir),
                 worker_seconds=time.perf_counter() - started,
             )
             store.save_case(record)
             raise
-    record["worker_seconds"] = time.perf_counter() - started
-    record["rounds"] = _read_rounds(workdir)
+    worker_seconds = time.perf_counter() - started
+    rounds = _read_rounds(workdir)
+    outcome = _outcome(case, workdir, returncode, rounds)
+    log_tail = _log_tail(workdir) if outcome.status != outcomes.OK else None
+    record = CaseRecord.ended(
+        case, outcome, rounds, worker_seconds=worker_seconds, log_tail=log_tail
+    )
+    store.save_case(record, workdir / BENCHMARK_FILE)
+    return record
+
+
+def _outcome(
+    case: Case, workdir: Path, returncode: int | None, rounds: Sequence[RoundRecord]
+) -> Outcome:
+    """What the worker said of the case, or what its end says when it could not."""
     outcome_file = workdir / OUTCOME_FILE
     if returncode is None:
-        done = sum(not r["warmup"] for r in record["rounds"])
-        record.update(
-            status=outcomes.TIMEOUT,
-            reason=f"exceeded the time limit of {case.timeout_s:g} s "
+        done = sum(not r.warmup for r in rounds)
+        return Outcome(
+            outcomes.TIMEOUT,
+            f"exceeded the time limit of {case.timeout_s:g} s "
             f"({done} measured round(s) finished and kept); raise it with --timeout",
         )
-    elif outcome_file.is_file():
-        record.update(json.loads(outcome_file.read_text(encoding="utf-8")))
-    elif returncode < 0:
+    if outcome_file.is_file():
+        return Outcome.from_json(json.loads(outcome_file.read_text(encoding="utf-8")))
+    if returncode < 0:
         hint = " (likely out of memory)" if returncode == -signal.SIGKILL else ""
-        record.update(
-            status=outcomes.CRASHED, reason=f"worker killed by {_signal_name(returncode)}{hint}"
-        )
-    else:
-        record.update(
-            status=outcomes.CRASHED, reason=f"worker exited with code {returncode} without a result"
-        )
-    if record["status"] != outcomes.OK:
-        record["log_tail"] = _log_tail(workdir)
-    store.save_case(record, workdir / "benchmark.json")
-    return record
+        return Outcome(outcomes.CRASHED, f"worker killed by {_signal_name(returncode)}{hint}")
+    return Outcome(outcomes.CRASHED, f"worker exited with code {returncode} without a result")
 
 
 def execute(
@@ -265,8 +240,8 @@ def execute(
     cases: Sequence[Case],
     *,
     on_start: Callable[[Case], None] = lambda case: None,
-    on_done: Callable[[Case, dict], None] = lambda case, record: None,
-) -> list[dict]:
+    on_done: Callable[[Case, CaseRecord], None] = lambda case, record: None,
+) -> list[CaseRecord]:
     """Run the cases not already finished in `store`, refreshing the tidy tables after each."""
     finished = store.finished()
     records = []
@@ -277,10 +252,13 @@ def execute(
             on_start(case)
             record = run_case(store, case)
             records.append(record)
-            store.write_tables()
+            _write_tables(store)
             on_done(case, record)
     finally:
-        store.write_tables()
-        with contextlib.suppress(OSError):  # only when empty: no attempt is in progress
-            (store.directory / "work").rmdir()
+        _write_tables(store)
+        store.remove_empty_workdir()
     return records
+
+
+def _write_tables(store: RunStore) -> None:
+    store.write_tables(tidy_tables(store.cases(), store.meta, store.scenarios()))

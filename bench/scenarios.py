@@ -7,6 +7,7 @@ published. Nothing here runs anything; the FLOP counts are derived from the laye
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, replace
 
@@ -486,3 +487,40 @@ SCENARIOS: dict[str, Scenario] = {
 def scenario_for(name: str, profile: str, overrides: dict[str, float] | None = None) -> Scenario:
     """The scenario a case runs: the named one with the case's sweep overrides applied."""
     return SCENARIOS[name].with_overrides(profile, overrides or {})
+
+
+# --- stored definitions ------------------------------------------------------------------
+
+_LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv2d, MaxPool2d, Flatten)}
+
+
+def scenario_to_json(scenario: Scenario) -> dict:
+    """The whole definition as plain data: a run stores it, so that its report never depends
+    on the catalogue of the version that reads it."""
+    data = dataclasses.asdict(scenario)
+    data["layers"] = [
+        {"layer": type(layer).__name__, **dataclasses.asdict(layer)} for layer in scenario.layers
+    ]
+    return data
+
+
+def scenario_from_json(data: dict) -> Scenario:
+    def build(cls: type, values: dict | None):
+        return None if values is None else cls(**values)
+
+    layers = []
+    for item in data.get("layers") or ():
+        values = dict(item)
+        layers.append(_LAYER_TYPES[values.pop("layer")](**values))
+    return Scenario(
+        **{
+            **data,
+            "budgets": {p: Budget(**b) for p, b in data["budgets"].items()},
+            "published": tuple(Published(**p) for p in data.get("published") or ()),
+            "deviations": tuple(data.get("deviations") or ()),
+            "layers": tuple(layers),
+            "input_shape": tuple(data.get("input_shape") or ()),
+            "optimizer": build(Optimizer, data.get("optimizer")),
+            "kmeans": build(KMeansSpec, data.get("kmeans")),
+        }
+    )

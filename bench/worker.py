@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench import threads
 from bench.files import atomic_write_text
+from bench.records import BENCHMARK_FILE, OUTCOME_FILE, ROUNDS_FILE, Case, Outcome, RoundRecord
 
 SUITES = Path(__file__).resolve().parent / "suites"
 SUITE_FOR_MODEL = {
@@ -26,7 +27,6 @@ SUITE_FOR_MODEL = {
     "cnn": "bench_training.py",
     "kmeans": "bench_clustering.py",
 }
-ROUNDS_FILE, BENCHMARK_FILE, OUTCOME_FILE = "rounds.jsonl", "benchmark.json", "outcome.json"
 
 
 class FailureRecorder:
@@ -42,21 +42,19 @@ class FailureRecorder:
             self.details = str(call.excinfo.getrepr(style="short"))
 
 
-def load_case_data(spec: dict):
+def load_case_data(case: Case, scenario):
     """The case's data, shaped and scaled as its scenario says."""
     import numpy as np
 
     from bench import datasets
-    from bench.scenarios import scenario_for
     from bench.suites.context import Data
 
-    scenario = scenario_for(spec["scenario"], spec["profile"], spec.get("overrides"))
-    budget = scenario.budget(spec["profile"])
+    budget = scenario.budget(case.profile)
     if scenario.model == "kmeans":
         km = scenario.kmeans
         x, y = datasets.make_blobs(budget.n_samples, km.n_features, km.centers, scenario.seed)
         return Data(x_train=x, y_train=y)
-    split = datasets.load_images(datasets.Resolution(**spec["dataset"]))
+    split = datasets.load_images(case.dataset)
     n_train = min(n for n in (len(split.x_train), scenario.train_limit, budget.train_samples) if n)
     n_test = min(n for n in (len(split.x_test), budget.test_samples) if n)
 
@@ -93,7 +91,7 @@ def device_unavailable(device: str) -> str | None:
     return None
 
 
-def run_case(spec: dict, workdir: Path) -> dict:
+def run_case(case: Case, workdir: Path) -> Outcome:
     import pytest
 
     from bench import outcomes, registry
@@ -102,39 +100,31 @@ def run_case(spec: dict, workdir: Path) -> dict:
 
     rounds_file = (workdir / ROUNDS_FILE).open("a", encoding="utf-8")
 
-    def on_round(record: dict) -> None:
-        rounds_file.write(json.dumps(record) + "\n")
+    def on_round(record: RoundRecord) -> None:
+        rounds_file.write(json.dumps(record.to_json()) + "\n")
         rounds_file.flush()
 
     stage = "importing the implementation"
     try:
-        cls = registry.load_plugin(spec["source"], spec["implementation"], spec["model"])
-        if reason := device_unavailable(spec["device"]):
-            return {"status": outcomes.SKIPPED, "reason": reason, "details": ""}
-        threads.apply_to_frameworks(spec["threads"])
+        cls = registry.load_plugin(case.source, case.implementation, case.model)
+        if reason := device_unavailable(case.device):
+            return Outcome(outcomes.SKIPPED, reason)
+        threads.apply_to_frameworks(case.threads)
         stage = "loading the data"
-        scenario = scenario_for(spec["scenario"], spec["profile"], spec.get("overrides"))
+        scenario = scenario_for(case.scenario, case.profile, case.overrides)
         context = CaseContext(
+            case=case,
             scenario=scenario,
-            profile=spec["profile"],
-            budget=scenario.budget(spec["profile"]),
             implementation=cls,
-            data=load_case_data(spec),
-            seed=spec["seed"],
-            device=spec["device"],
-            threads=spec["threads"],
-            round_cap_s=spec.get("round_cap_s"),
-            rounds=spec["rounds"],
-            warmup_rounds=spec["warmup_rounds"],
+            data=load_case_data(case, scenario),
             on_round=on_round,
-            case_id=spec["id"],
         )
     except Exception as error:
-        return {
-            "status": outcomes.classify(error),
-            "reason": f"{stage}: {type(error).__name__}: {error}",
-            "details": traceback.format_exc(),
-        }
+        return Outcome(
+            outcomes.classify(error),
+            f"{stage}: {type(error).__name__}: {error}",
+            traceback.format_exc(),
+        )
     (workdir / "pytest.ini").write_text("[pytest]\n")  # keep the project's settings out
     recorder = FailureRecorder()
     exit_code = pytest.main(
@@ -156,27 +146,17 @@ def run_case(spec: dict, workdir: Path) -> dict:
         plugins=[context, recorder],
     )
     rounds_file.close()
-    result = {
+    ran = {
         "threads": {**threads.describe(), "extension_pools": cls.thread_counts()},
         "pytest_exit_code": int(exit_code),
     }
     if recorder.error is not None:
         error = recorder.error
         reason = f"{type(error).__name__}: {error}"
-        return {
-            "status": outcomes.classify(error),
-            "reason": reason,
-            "details": recorder.details,
-            **result,
-        }
+        return Outcome(outcomes.classify(error), reason, recorder.details, **ran)
     if exit_code != 0:
-        return {
-            "status": outcomes.FAILED,
-            "reason": f"pytest exited with code {exit_code}",
-            "details": "",
-            **result,
-        }
-    return {"status": outcomes.OK, "reason": None, "details": "", **result}
+        return Outcome(outcomes.FAILED, f"pytest exited with code {exit_code}", **ran)
+    return Outcome(outcomes.OK, **ran)
 
 
 def _exit_with_parent() -> None:
@@ -198,18 +178,16 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bench.worker WORKDIR/case.json", file=sys.stderr)
         return 2
     case_file = Path(argv[0])
-    spec = json.loads(case_file.read_text(encoding="utf-8"))
-    threads.limit_environment(spec["threads"])  # before anything imports NumPy
+    case = Case.from_json(json.loads(case_file.read_text(encoding="utf-8")))
+    threads.limit_environment(case.threads)  # before anything imports NumPy
     _exit_with_parent()
     try:
-        outcome = run_case(spec, case_file.parent)
+        outcome = run_case(case, case_file.parent)
     except (Exception, SystemExit) as error:  # a harness fault: still say what happened
-        outcome = {
-            "status": "failed",
-            "reason": f"harness error: {type(error).__name__}: {error}",
-            "details": traceback.format_exc(),
-        }
-    atomic_write_text(case_file.parent / OUTCOME_FILE, json.dumps(outcome, default=str))
+        outcome = Outcome(
+            "failed", f"harness error: {type(error).__name__}: {error}", traceback.format_exc()
+        )
+    atomic_write_text(case_file.parent / OUTCOME_FILE, json.dumps(outcome.to_json(), default=str))
     return 0
 
 

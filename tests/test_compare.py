@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import bench_command, smoke_args
 
-from bench import cli, compare
-from bench.stats import loglog_fit, mann_whitney_p, pareto_front, ratio_of_medians
+from bench import cli
+from bench.analysis import compare
+from bench.analysis.stats import loglog_fit, mann_whitney_p, pareto_front, ratio_of_medians
 
 TIMED_PLUGINS = '''
 import os

@@ -198,7 +198,7 @@ def test_download_verify_load_round_trip(fake, serve, isolated):
     resolution = datasets.resolve("mnist", log=messages.append)
 
     folder = cache_folder(isolated, "mnist")
-    assert resolution == datasets.Resolution("mnist", "mnist", str(folder), None, True)
+    assert resolution == datasets.DatasetResolution("mnist", "mnist", str(folder), None, True)
     assert sorted(requests) == sorted(f"/mnist/{name}" for name in IDX_NAMES)
     assert {path.name for path in folder.iterdir()} == set(IDX_NAMES)
     fake.assert_loaded(datasets.load_images(resolution))
@@ -466,7 +466,7 @@ def test_keras_npz_is_recognised_by_its_hash(fake, isolated, monkeypatch):
 
     resolution = datasets.resolve("mnist", download=False, log=pytest.fail)
 
-    assert resolution == datasets.Resolution("mnist", "mnist", str(npz), None, False)
+    assert resolution == datasets.DatasetResolution("mnist", "mnist", str(npz), None, False)
     fake.assert_loaded(datasets.load_images(resolution))
 
 

@@ -12,8 +12,9 @@ from conftest import bench_command, smoke_args
 from PIL import Image, ImageStat
 
 from bench import cli, report
-from bench.results import RunStore
+from bench.records import CaseRecord, RunMeta
 from bench.scenarios import SCENARIOS
+from bench.store import RunStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HOSTILE = "<script>alert('owned')</script>"
@@ -242,8 +243,8 @@ def _rounds(times, *, kmeans=False, capped=()):
             else:
                 record["test_examples"] = 10_000
             record["curve"] = [
-                {"train_seconds": seconds / 2, "steps": 2, "test_accuracy": 0.6},
-                {"train_seconds": seconds, "steps": 5, "test_accuracy": 0.91},
+                {"train_seconds": seconds / 2, "steps": 2, "loss": 0.7, "test_accuracy": 0.6},
+                {"train_seconds": seconds, "steps": 5, "loss": 0.5, "test_accuracy": 0.91},
             ]
         rounds.append(record)
     return rounds
@@ -263,6 +264,11 @@ def _case(
         "threads": threads,
         "device": "cpu",
         "profile": "smoke",
+        "source": "path:test",
+        "rounds": len(times),
+        "warmup_rounds": 0,
+        "timeout_s": 60,
+        "seed": 0,
         "dataset": dataset,
         "overrides": overrides,
         "deviations": [],
@@ -273,16 +279,18 @@ def _case(
 
 
 def _store(root, cases, datasets):
+    """A stored run made from records in their JSON form, as an older run left them."""
     meta = {
+        "run_id": "20260101-000000-smoke",
         "command": "bench run --profile smoke",
         "profile": "smoke",
         "datasets": datasets,
         "environment": {"cpu_model": "Test CPU", "cores_allowed": 2, "python_version": "3.x"},
         "plan": [case["case"] for case in cases],
     }
-    store = RunStore.create(root, "20260101-000000-smoke", meta)
+    store = RunStore.create(root, RunMeta.from_json(meta))
     for case in cases:
-        store.save_case(case)
+        store.save_case(CaseRecord.from_json(case))
     return store
 
 

@@ -201,7 +201,7 @@ def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(
     tmp_path, monkeypatch, capsys
 ):
     from bench import cli
-    from bench.results import RunStore
+    from bench.store import RunStore
 
     real_save = RunStore.save_case
     saved = []
@@ -209,7 +209,7 @@ def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(
     def save_then_fill_the_disk(self, record, benchmark_json=None):
         if saved:
             raise OSError(errno.ENOSPC, "No space left on device", str(self.directory))
-        saved.append(record["case"]["id"])
+        saved.append(record.case.id)
         real_save(self, record, benchmark_json)
 
     monkeypatch.setattr(RunStore, "save_case", save_then_fill_the_disk)

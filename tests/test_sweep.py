@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from conftest import bench_command
 
-from bench import cli, sweep
+from bench import cli
+from bench.analysis import sweep
 from bench.scenarios import SCENARIOS
 
 
@@ -122,7 +123,10 @@ def test_scaling_rows_give_time_per_size_and_the_exponent():
             "threads": 1,
             "device": "cpu",
             "sweep_n_samples": [1_000, 100, 10_000] * 2,
-            "train_seconds_median": [1.0, 0.1, 10.0, 2.0, 1.0, math.nan],
+            # the measured time of a capped case differs from its comparable time
+            "train_seconds_median": [1.0, 0.1, 10.0, 2.0, 0.5, math.nan],
+            "comparable_seconds_median": [1.0, 0.1, 10.0, 2.0, 1.0, math.nan],
+            "time_extrapolated": [False, False, False, False, True, False],
             "status": ["ok", "ok", "ok", "ok", "ok", "timeout"],
         }
     )
@@ -131,3 +135,4 @@ def test_scaling_rows_give_time_per_size_and_the_exponent():
     assert a["exponent"] == pytest.approx(1.0) and a["prefactor"] == pytest.approx(1e-3)
     assert b["status"][10_000] == "timeout" and math.isnan(b["seconds"][10_000])
     assert b["exponent"] == pytest.approx(math.log10(2))
+    assert b["extrapolated"] == {100: True, 1_000: False, 10_000: False}

@@ -13,22 +13,22 @@ import time
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from bench.measure import CLOCK, PEAK_MEMORY, round_cost
+from bench.measure import CLOCK, PEAK_MEMORY
 from bench.suites.context import CaseContext, run_rounds
 from bench.weights import initial_centroids
 
 
 class ClusteringRound:
-    def __init__(self, case: CaseContext, index: int) -> None:
-        self.case, self.index = case, index
-        self.warmup = index < case.warmup_rounds
-        spec = case.scenario.kmeans
+    def __init__(self, context: CaseContext, index: int) -> None:
+        self.context, self.index = context, index
+        case = context.case
+        spec = context.scenario.kmeans
         assert spec is not None
-        self.clusterer = case.implementation(case.scenario, case.seed + index, case.device)
-        self.points = self.clusterer.load(case.data.x_train)
+        self.clusterer = context.implementation(context.scenario, case.seed + index, case.device)
+        self.points = self.clusterer.load(context.data.x_train)
         # The same initial centroids every round: Lloyd's iteration count depends on them,
         # and rounds measure noise, not the luck of the draw.
-        self.init = initial_centroids(case.data.x_train, spec.n_clusters, case.seed)
+        self.init = initial_centroids(context.data.x_train, spec.n_clusters, case.seed)
         self.max_iter, self.tol = spec.max_iter, spec.tol
         PEAK_MEMORY.reset()
 
@@ -39,26 +39,25 @@ class ClusteringRound:
         self.cpu = CLOCK.cpu() - start_cpu
 
     def finish(self) -> None:
-        case, result = self.case, self.result
+        context, result = self.context, self.result
         peak = PEAK_MEMORY.peak_bytes()
-        n = len(case.data.x_train)
+        n = len(context.data.x_train)
         start = time.perf_counter()
         labels = np.asarray(self.clusterer.predict(self.points, result.centroids))
         predict_seconds = time.perf_counter() - start
         n_iter = int(result.n_iter)
-        case.record(
-            {
-                "round": self.index,
-                "warmup": self.warmup,
-                **round_cost(
-                    wall=self.wall, cpu=self.cpu, threads=case.threads, samples=n, peak_rss=peak
-                ),
-                "inertia": float(result.inertia),
-                "adjusted_rand_index": float(adjusted_rand_score(case.data.y_train, labels)),
-                "n_iter": n_iter,
-                "seconds_per_iteration": self.wall / n_iter if n_iter else math.nan,
-                "predict_seconds_per_sample": predict_seconds / n,
-            }
+        context.record_round(
+            self.index,
+            wall=self.wall,
+            cpu=self.cpu,
+            samples=n,
+            peak_rss=peak,
+            flops=context.scenario.flops_per_iteration(n) * n_iter,
+            inertia=float(result.inertia),
+            adjusted_rand_index=float(adjusted_rand_score(context.data.y_train, labels)),
+            n_iter=n_iter,
+            seconds_per_iteration=self.wall / n_iter if n_iter else math.nan,
+            predict_seconds_per_sample=predict_seconds / n,
         )
 
 

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
-from bench.measure import CLOCK, PEAK_MEMORY, round_cost
+from bench.measure import CLOCK, PEAK_MEMORY
 from bench.outcomes import Diverged
+from bench.records import CurvePoint
 from bench.suites.context import CaseContext, run_rounds
 from bench.weights import initial_parameters
 
@@ -34,25 +35,24 @@ CAPPED_EVALUATION_EXAMPLES = 500
 
 
 class TrainingRound:
-    def __init__(self, case: CaseContext, index: int) -> None:
-        self.case, self.index = case, index
-        self.warmup = index < case.warmup_rounds
-        scenario, data = case.scenario, case.data
+    def __init__(self, context: CaseContext, index: int) -> None:
+        self.context, self.index = context, index
+        case, scenario, data = context.case, context.scenario, context.data
         self.steps = scenario.steps_for(case.profile, len(data.x_train))
-        edges = np.linspace(0, self.steps, max(1, case.budget.eval_points) + 1).round()
+        edges = np.linspace(0, self.steps, max(1, context.budget.eval_points) + 1).round()
         self.chunks = [int(n) for n in np.diff(edges) if n > 0]
         seed = case.seed + index
-        self.trainer = case.implementation(
+        self.trainer = context.implementation(
             scenario, initial_parameters(scenario, seed), seed, case.device
         )
         self.trainer.load(data.x_train, data.y_train)
-        self.curve: list[dict] = []
+        self.curve: list[CurvePoint] = []
         self.loss = math.nan
         PEAK_MEMORY.reset()
 
     def run(self) -> None:
         """The timed target: everything outside `CLOCK.paused()` counts as training."""
-        data, cap = self.case.data, self.case.round_cap_s
+        data, cap = self.context.data, self.context.case.round_cap_s
         start_wall, start_cpu = CLOCK(), CLOCK.cpu()
         self.done, self.capped, self.test_examples = 0, False, 0
         for chunk in self.chunks:
@@ -71,12 +71,12 @@ class TrainingRound:
                     data.y_test[: self.test_examples],
                 )
                 self.curve.append(
-                    {
-                        "train_seconds": CLOCK() - start_wall,
-                        "steps": self.done,
-                        "loss": self.loss,
-                        "test_accuracy": accuracy(self.trainer.predict(x_test), y_test),
-                    }
+                    CurvePoint(
+                        train_seconds=CLOCK() - start_wall,
+                        steps=self.done,
+                        loss=self.loss,
+                        test_accuracy=accuracy(self.trainer.predict(x_test), y_test),
+                    )
                 )
             if self.capped:
                 break
@@ -90,48 +90,39 @@ class TrainingRound:
     def _train_calls(self, chunk: int) -> list[int]:
         """`train` call sizes for one evaluation chunk: the whole chunk, or with a time cap
         about a hundredth of the round each, so that the cap is noticed soon after it passes."""
-        if self.case.round_cap_s is None:
+        if self.context.case.round_cap_s is None:
             return [chunk]
         size = max(1, math.ceil(self.steps / 100))
         return [min(size, chunk - start) for start in range(0, chunk, size)]
 
     def finish(self) -> None:
-        case, scenario = self.case, self.case.scenario
+        context, scenario, data = self.context, self.context.scenario, self.context.data
         peak = PEAK_MEMORY.peak_bytes()
         # A short last batch of an epoch is counted as full: off by < 1 batch per epoch.
-        samples = self.done * min(scenario.batch_size, len(case.data.x_train))
-        train_examples = self._evaluated(min(len(case.data.x_train), TRAIN_ACCURACY_EXAMPLES))
+        samples = self.done * min(scenario.batch_size, len(data.x_train))
+        train_examples = self._evaluated(min(len(data.x_train), TRAIN_ACCURACY_EXAMPLES))
         target = next(
-            (p["train_seconds"] for p in self.curve if p["test_accuracy"] >= scenario.target),
-            None,
+            (p.train_seconds for p in self.curve if p.test_accuracy >= scenario.target), None
         )
-        case.record(
-            {
-                "round": self.index,
-                "warmup": self.warmup,
-                **round_cost(
-                    wall=self.wall,
-                    cpu=self.cpu,
-                    threads=case.threads,
-                    samples=samples,
-                    peak_rss=peak,
-                ),
-                "steps": self.done,
-                "planned_steps": self.steps,
-                # Stopped by the per-round time cap: throughput stays comparable, accuracy
-                # is that of a shorter training and is flagged wherever it is shown.
-                "capped": self.capped,
-                "loss": self.loss,
-                "train_accuracy": accuracy(
-                    self.trainer.predict(case.data.x_train[:train_examples]),
-                    case.data.y_train[:train_examples],
-                ),
-                "test_accuracy": self.curve[-1]["test_accuracy"] if self.curve else math.nan,
-                # Fewer than the test set when the round was capped: shown with its accuracy.
-                "test_examples": self.test_examples,
-                "time_to_target_seconds": target,
-                "curve": self.curve,
-            }
+        context.record_round(
+            self.index,
+            wall=self.wall,
+            cpu=self.cpu,
+            samples=samples,
+            peak_rss=peak,
+            flops=scenario.flops_per_step() * self.done,
+            steps=self.done,
+            planned_steps=self.steps,
+            capped=self.capped,
+            loss=self.loss,
+            train_accuracy=accuracy(
+                self.trainer.predict(data.x_train[:train_examples]),
+                data.y_train[:train_examples],
+            ),
+            test_accuracy=self.curve[-1].test_accuracy if self.curve else math.nan,
+            test_examples=self.test_examples,
+            time_to_target_seconds=target,
+            curve=tuple(self.curve),
         )
 
 

@@ -1,4 +1,4 @@
-"""What the worker hands to a suite: the case, its implementation class and its data."""
+"""What the worker hands to a suite: the case, its scenario, implementation class and data."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from bench.api import Implementation
+from bench.measure import round_cost
+from bench.records import Case, RoundRecord
 from bench.scenarios import Budget, Scenario
 
 
@@ -22,45 +24,66 @@ class Data:
 
 @dataclass
 class CaseContext:
-    """Registered as a pytest plugin; the suite's test receives it as its `case` argument."""
+    """Registered as a pytest plugin: provides the suite's `case` fixture."""
 
-    scenario: Scenario
-    profile: str
-    budget: Budget
+    case: Case
+    scenario: Scenario  # with the case's sweep overrides applied
     implementation: type[Implementation]
     data: Data
-    seed: int
-    device: str
-    threads: int
-    round_cap_s: float | None
-    rounds: int
-    warmup_rounds: int
-    on_round: Callable[[dict], None]  # called with each finished round's record
-    records: list[dict] = field(default_factory=list)
+    on_round: Callable[[RoundRecord], None]  # called with each finished round's record
+    records: list[RoundRecord] = field(default_factory=list)
 
-    def record(self, record: dict) -> None:
+    @property
+    def budget(self) -> Budget:
+        return self.scenario.budget(self.case.profile)
+
+    def record_round(
+        self,
+        index: int,
+        *,
+        wall: float,
+        cpu: float,
+        samples: int,
+        peak_rss: int,
+        flops: float,
+        **metrics: object,
+    ) -> None:
+        """Record round `index`: the costs every model has, then the model's own metrics."""
+        record = RoundRecord(
+            round=index,
+            warmup=index < self.case.warmup_rounds,
+            **round_cost(
+                wall=wall, cpu=cpu, threads=self.case.threads, samples=samples, peak_rss=peak_rss
+            ),
+            flops=float(flops),
+            **metrics,
+        )
         self.records.append(record)
         self.on_round(record)
 
-    case_id: str = ""
-
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        """Hand this context to the suite's test as its `case` argument, with the case id as
-        the test id, so pytest-benchmark's JSON and `compare` name the case."""
-        if "case" in metafunc.fixturenames:
-            metafunc.parametrize("case", [self], ids=[self.case_id])
+        """One test per case, named by the case id, so that pytest-benchmark's JSON and its
+        `compare` name the case."""
+        if "case_id" in metafunc.fixturenames:
+            metafunc.parametrize("case_id", [self.case.id])
+
+    @pytest.fixture(name="case")
+    def case_fixture(self, case_id: str) -> CaseContext:
+        return self
 
 
-def run_rounds(benchmark, case: CaseContext, round_class: type) -> None:
-    """Time `round_class(case, index).run` with pytest-benchmark: warm-up rounds first (recorded
-    by us as cold start, excluded from pytest-benchmark's statistics), then the measured ones."""
+def run_rounds(benchmark, context: CaseContext, round_class: type) -> None:
+    """Time `round_class(context, index).run` with pytest-benchmark: warm-up rounds first
+    (recorded by us as cold start, excluded from pytest-benchmark's statistics), then the
+    measured ones."""
+    case = context.case
     indices = iter(range(case.warmup_rounds + case.rounds))
-    benchmark.group = case.scenario.name
+    benchmark.group = case.scenario
     benchmark.pedantic(
         round_class.run,
-        setup=lambda: ((round_class(case, next(indices)),), {}),
+        setup=lambda: ((round_class(context, next(indices)),), {}),
         teardown=round_class.finish,
         rounds=case.rounds,
         warmup_rounds=case.warmup_rounds,
     )
-    benchmark.extra_info["rounds"] = case.records
+    benchmark.extra_info["rounds"] = [r.to_json() for r in context.records]

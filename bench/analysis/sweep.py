@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bench import stats
+from bench.analysis import stats
+from bench.analysis.tables import SWEEP_PREFIX
 from bench.scenarios import OVERRIDABLE, Scenario
 
 SWEEPABLE = {
@@ -100,22 +101,24 @@ def fit_scaling_exponent(sizes: Sequence[float], times: Sequence[float]) -> tupl
 
 
 def scaling_rows(summary: pd.DataFrame, key: str) -> list[dict]:
-    """One row per scenario x implementation x threads x device: median time per size (NaN
-    where the case did not finish a round), status per size, and the fitted exponent."""
-    column = f"sweep_{key}"
+    """One row per scenario x implementation x threads x device: median comparable time per
+    size (NaN where the case did not finish a round; `extrapolated` where capped rounds were
+    scaled to their planned steps), status per size, and the fitted exponent."""
+    column = f"{SWEEP_PREFIX}{key}"
     if summary.empty or column not in summary:
         return []
     rows = []
     identity = ["scenario", "implementation", "threads", "device"]
     for ids, group in summary.sort_values(column).groupby(identity):
         sizes = [int(size) for size in group[column]]
-        times = [float(t) for t in group["train_seconds_median"]]
+        times = [float(t) for t in group["comparable_seconds_median"]]
         exponent, prefactor = fit_scaling_exponent(sizes, times)
         rows.append(
             {
                 **dict(zip(identity, ids, strict=True)),
                 "seconds": dict(zip(sizes, times, strict=True)),
                 "status": dict(zip(sizes, group["status"], strict=True)),
+                "extrapolated": dict(zip(sizes, group["time_extrapolated"], strict=True)),
                 "exponent": exponent,
                 "prefactor": prefactor,
             }

@@ -14,8 +14,10 @@ import math
 from dataclasses import dataclass, field
 
 from bench import outcomes
-from bench.results import RunStore, planned_work_seconds
-from bench.stats import clear_difference, describe, mann_whitney_p, ratio_of_medians
+from bench.analysis.stats import clear_difference, describe, mann_whitney_p, ratio_of_medians
+from bench.analysis.tables import comparable_times
+from bench.records import CaseRecord, RunMeta
+from bench.store import RunStore
 
 REGRESSED = "regressed"
 IMPROVED = "improved"
@@ -33,16 +35,16 @@ class CaseComparison:
     scenario: str
     implementation: str
     threads: int | None
-    baseline_median: float
+    baseline_median: float  # comparable times (bench.analysis.tables.comparable_times)
     candidate_median: float
-    baseline_rounds: int
-    candidate_rounds: int
     ratio: float  # candidate / baseline median time: above 1 is slower
     low: float
     high: float
     p_value: float
     verdict: str
     note: str = ""
+    # A side's median is extrapolated from capped rounds (their throughput, planned steps).
+    extrapolated: bool = False
 
     @property
     def change(self) -> float:
@@ -75,31 +77,22 @@ def parse_threshold(text: str) -> float:
     return percent / 100
 
 
-def measured_times(store: RunStore) -> dict[str, list[float]]:
-    """Wall seconds of every measured (non-warm-up) round, by case id; a capped round's
-    scaled to its planned steps (the two runs may have stopped after different steps)."""
-    times: dict[str, list[float]] = {}
-    for case in store.cases():
-        times[case["case"]["id"]] = [
-            planned_work_seconds(r) for r in case.get("rounds", []) if not r.get("warmup")
-        ]
-    return times
-
-
-def _statuses(store: RunStore) -> dict[str, dict]:
-    return {case["case"]["id"]: case for case in store.cases()}
+def _by_id(store: RunStore) -> dict[str, CaseRecord]:
+    return {record.case.id: record for record in store.cases()}
 
 
 def compare_runs(
     baseline: RunStore, candidate: RunStore, threshold: float = DEFAULT_THRESHOLD
 ) -> Comparison:
-    base_cases, cand_cases = _statuses(baseline), _statuses(candidate)
-    base_times, cand_times = measured_times(baseline), measured_times(candidate)
+    """Every case of either run, matched by id; times are comparable times, so two runs whose
+    capped rounds stopped after different steps still compare the same work."""
+    base_cases, cand_cases = _by_id(baseline), _by_id(candidate)
     comparison = Comparison(baseline.run_id, candidate.run_id, threshold, [])
     comparison.warnings = _warnings(baseline.meta, candidate.meta)
     for case_id in sorted(set(base_cases) | set(cand_cases)):
-        spec = (cand_cases.get(case_id) or base_cases[case_id])["case"]
-        a, b = base_times.get(case_id, []), cand_times.get(case_id, [])
+        spec = (cand_cases.get(case_id) or base_cases[case_id]).case
+        sides = [cases.get(case_id) for cases in (base_cases, cand_cases)]
+        a, b = (comparable_times(side) if side else [] for side in sides)
         ratio = ratio_of_medians(b, a)
         verdict, note = _verdict(ratio, threshold)
         missing = [
@@ -108,9 +101,9 @@ def compare_runs(
             if case_id not in cases
         ]
         unfinished = [
-            f"{side}: {cases[case_id]['status']}"
+            f"{side}: {cases[case_id].status}"
             for side, cases in (("baseline", base_cases), ("candidate", cand_cases))
-            if case_id in cases and cases[case_id]["status"] != outcomes.OK
+            if case_id in cases and cases[case_id].status != outcomes.OK
         ]
         if not a or not b:
             verdict = NOT_COMPARABLE
@@ -118,19 +111,20 @@ def compare_runs(
         comparison.cases.append(
             CaseComparison(
                 case_id=case_id,
-                scenario=spec["scenario"],
-                implementation=spec["implementation"],
-                threads=spec.get("threads"),
+                scenario=spec.scenario,
+                implementation=spec.implementation,
+                threads=spec.threads,
                 baseline_median=describe(a)["median"],
                 candidate_median=describe(b)["median"],
-                baseline_rounds=len(a),
-                candidate_rounds=len(b),
                 ratio=ratio["ratio"],
                 low=ratio["low"],
                 high=ratio["high"],
                 p_value=mann_whitney_p(b, a),
                 verdict=verdict,
                 note=note,
+                extrapolated=any(
+                    r.extrapolated for side in sides if side for r in side.measured_rounds
+                ),
             )
         )
     return comparison
@@ -150,16 +144,16 @@ def _verdict(ratio: dict[str, float], threshold: float) -> tuple[str, str]:
     return WITHIN_THRESHOLD, ""
 
 
-def _warnings(base: dict, cand: dict) -> list[str]:
+def _warnings(base: RunMeta, cand: RunMeta) -> list[str]:
     """Differences between the runs that make their times not directly comparable."""
     found = []
-    if base.get("profile") != cand.get("profile"):
-        found.append(f"profiles differ: {base.get('profile')} vs {cand.get('profile')}")
-    for scenario in sorted(set(base.get("datasets") or {}) & set(cand.get("datasets") or {})):
-        used = [(m.get("datasets") or {})[scenario].get("used") for m in (base, cand)]
+    if base.profile != cand.profile:
+        found.append(f"profiles differ: {base.profile} vs {cand.profile}")
+    for scenario in sorted(set(base.datasets) & set(cand.datasets)):
+        used = [meta.datasets[scenario].used for meta in (base, cand)]
         if used[0] != used[1]:
             found.append(f"{scenario}: dataset {used[0]} vs {used[1]}")
-    env_a, env_b = base.get("environment") or {}, cand.get("environment") or {}
+    env_a, env_b = base.environment, cand.environment
     for key in ENVIRONMENT_KEYS:
         if env_a.get(key) != env_b.get(key):
             found.append(f"{key.replace('_', ' ')} differs: {env_a.get(key)} vs {env_b.get(key)}")

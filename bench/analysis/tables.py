@@ -1,0 +1,147 @@
+"""Tidy tables of a run, one row per round, curve point and case (pandas).
+
+    rounds   every round's metrics, with the case's identity, GFLOP/s and share of the peak
+    curves   every accuracy-vs-training-time point
+    summary  one row per case: n, median, IQR, min, max of the measured time and of the
+             comparable time; medians of every other metric; the flags every view shows
+
+Built from typed records alone: the FLOPs come with each round and the peak with the run, so
+a stored run gives the same tables whichever version of the catalogue reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from bench.analysis.stats import describe
+from bench.records import CaseRecord, RoundRecord, RunMeta
+from bench.scenarios import Scenario
+
+# Round metrics summarised by their median in summary.csv (train time gets the full spread).
+MEDIAN_COLUMNS = [
+    "cpu_seconds",
+    "effective_cores",
+    "utilisation",
+    "peak_rss_bytes",
+    "samples_per_second",
+    "gflops",
+    "peak_share",
+    "loss",
+    "train_accuracy",
+    "test_accuracy",
+    "time_to_target_seconds",
+    "inertia",
+    "adjusted_rand_index",
+    "n_iter",
+    "seconds_per_iteration",
+    "predict_seconds_per_sample",
+]
+SWEEP_PREFIX = "sweep_"
+# Ten classes: 10% is chance. Below 15% test accuracy a trainer has not learned anything.
+CHANCE_LEVEL_ACCURACY = 0.15
+
+
+def comparable_times(record: CaseRecord) -> list[float]:
+    """The comparable seconds of every measured round (finite ones only)."""
+    times = (r.comparable_seconds for r in record.measured_rounds)
+    return [t for t in times if math.isfinite(t)]
+
+
+def measured_times(record: CaseRecord) -> list[float]:
+    """The wall seconds of every measured round (finite ones only)."""
+    times = (r.wall_seconds for r in record.measured_rounds)
+    return [float(t) for t in times if t is not None and math.isfinite(t)]
+
+
+def _case_columns(record: CaseRecord) -> dict:
+    case = record.case
+    return {
+        "case_id": case.id,
+        "scenario": case.scenario,
+        "implementation": case.implementation,
+        "model": case.model,
+        "framework": case.framework,
+        "threads": case.threads,
+        "device": case.device,
+        "profile": case.profile,
+        "dataset": case.dataset.used if case.dataset else None,
+        **{f"{SWEEP_PREFIX}{key}": value for key, value in case.overrides.items()},
+    }
+
+
+def peak_gflops(meta: RunMeta, scenario: Scenario | None, threads: int) -> float:
+    """The run's measured GEMM peak at the case's thread count, in the scenario's dtype."""
+    peak = (meta.machine_peak or {}).get(str(threads)) or {}
+    key = "gemm_f64_gflops" if scenario and scenario.dtype == "float64" else "gemm_gflops"
+    value = peak.get(key)
+    return float(value) if value else math.nan
+
+
+def _round_row(ids: dict, record: RoundRecord, peak: float) -> dict:
+    row = {**ids, **{k: v for k, v in record.to_json().items() if k != "curve"}}
+    wall = record.wall_seconds or math.nan
+    flops = record.flops if record.flops is not None else math.nan
+    row["gflops"] = flops / wall / 1e9 if wall > 0 else math.nan
+    row["peak_share"] = row["gflops"] / peak if peak > 0 else math.nan
+    return row
+
+
+def tidy_tables(
+    cases: Sequence[CaseRecord], meta: RunMeta, scenarios: Mapping[str, Scenario]
+) -> dict[str, pd.DataFrame]:
+    rounds, curves, summary = [], [], []
+    for case in cases:
+        ids = _case_columns(case)
+        peak = peak_gflops(meta, scenarios.get(case.case.scenario), case.case.threads)
+        case_rounds = []
+        for record in case.rounds:
+            row = _round_row(ids, record, peak)
+            rounds.append(row)
+            case_rounds.append(row)
+            curves += [
+                {**ids, "round": record.round, "warmup": record.warmup, **point.to_json()}
+                for point in record.curve or ()
+            ]
+        summary.append(_summary_row(case, ids, case_rounds))
+    return {
+        "rounds": pd.DataFrame(rounds),
+        "curves": pd.DataFrame(curves),
+        "summary": pd.DataFrame(summary),
+    }
+
+
+def _spread(prefix: str, values: Sequence[float]) -> dict:
+    stats = describe(values)
+    return {f"{prefix}_{key}": stats[key] for key in ("median", "iqr", "q1", "q3", "min", "max")}
+
+
+def _summary_row(case: CaseRecord, ids: dict, rounds: list[dict]) -> dict:
+    measured = [r for r in rounds if not r["warmup"]]
+    warmups = case.warmup_rounds
+    dataset = case.case.dataset
+    row = {
+        **ids,
+        "status": case.status,
+        "reason": case.reason,
+        "dataset_fallback": dataset.fallback_reason if dataset else None,
+        "rounds": len(measured_times(case)),
+        **_spread("train_seconds", measured_times(case)),
+        # What every view compares and ranks by: the measured time, except that a capped
+        # round counts what its planned steps would take at its measured throughput.
+        **_spread("comparable_seconds", comparable_times(case)),
+        "time_extrapolated": any(r.extrapolated for r in case.measured_rounds),
+        "cold_start_seconds": warmups[0].wall_seconds if warmups else math.nan,
+        "capped_rounds": case.capped_rounds,
+        # The fewest test examples a measured round's accuracy was taken on (capped rounds
+        # are evaluated on a subset).
+        "test_examples_min": describe([r.get("test_examples") for r in measured])["min"],
+    }
+    for column in MEDIAN_COLUMNS:
+        row[f"{column}_median"] = describe([r.get(column) for r in measured])["median"]
+    # A trainer that did not learn must not pass for a fast one: flag it wherever it is shown.
+    accuracy = row["test_accuracy_median"]
+    row["at_chance_level"] = bool(math.isfinite(accuracy) and accuracy < CHANCE_LEVEL_ACCURACY)
+    return row

@@ -1,0 +1,377 @@
+"""What a run stores, typed: the case, each round, the case's outcome, the run's metadata.
+
+Every producer (planner, worker, suites, runner) builds these and every reader (store,
+analysis, report, CLI) gets them back, through one `to_json` / `from_json` pair each. A new
+metric is a new field of `RoundRecord`: the tables, the report and the JSON follow.
+
+Stored JSON stays readable both ways: a field a record does not know is kept in `extra` and
+written back unchanged, and a field an older run lacks takes its default. `RUN_FORMAT`
+counts the changes of meaning; runs written before it existed are format 1.
+
+The names of the files a worker and the store exchange live here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import outcomes
+
+# 2: rounds carry their analytic FLOPs, the run stores its scenarios' definitions.
+RUN_FORMAT = 2
+
+# A run's folder.
+RUN_FILE = "run.json"
+CASES_DIR = "cases"
+BENCHMARKS_DIR = "benchmarks"
+WORK_DIR = "work"
+TABLE_NAMES = ("rounds", "curves", "summary")
+# A case's work folder, shared by the runner and its worker.
+CASE_FILE = "case.json"
+ROUNDS_FILE = "rounds.jsonl"  # one RoundRecord per line, appended as each round ends
+BENCHMARK_FILE = "benchmark.json"  # pytest-benchmark's own JSON
+OUTCOME_FILE = "outcome.json"  # the worker's last act
+LOG_FILE = "worker.log"
+
+
+def _known(cls: type, data: dict) -> tuple[dict, dict]:
+    """Split `data` into the fields of dataclass `cls` and the rest."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return (
+        {k: v for k, v in data.items() if k in names},
+        {k: v for k, v in data.items() if k not in names},
+    )
+
+
+def _without_none(data: dict) -> dict:
+    return {k: v for k, v in data.items() if v is not None}
+
+
+class _Flat:
+    """JSON of a record whose fields are all plain values."""
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict):
+        known, _ = _known(cls, data)
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class DatasetResolution(_Flat):
+    """What a run asked for and what it loads: the same for every case of a scenario."""
+
+    requested: str
+    used: str
+    location: str = ""  # the folder or file holding the verified files, or a description
+    fallback_reason: str | None = None
+    downloaded: bool = False
+
+
+@dataclass(frozen=True)
+class Case:
+    """One scenario x implementation x threads x device; runs in one fresh process."""
+
+    scenario: str
+    implementation: str
+    model: str
+    framework: str
+    source: str
+    threads: int
+    device: str
+    profile: str
+    rounds: int
+    warmup_rounds: int
+    timeout_s: float
+    seed: int
+    round_cap_s: float | None = None
+    dataset: DatasetResolution | None = None
+    deviations: tuple[str, ...] = ()
+    overrides: dict = field(default_factory=dict)  # sweep sizes, e.g. {"n_samples": 10_000}
+    status: str | None = None  # set in advance for cases that will not run
+    reason: str | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            ident = f"{self.scenario}--{self.implementation}--t{self.threads}--{self.device}"
+            ident += "".join(f"--{k}={v}" for k, v in sorted(self.overrides.items()))
+            object.__setattr__(self, "id", ident)
+
+    @property
+    def will_run(self) -> bool:
+        return self.status not in outcomes.NOT_RUN
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["deviations"] = list(self.deviations)
+        data["dataset"] = self.dataset.to_json() if self.dataset else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Case:
+        known, _ = _known(cls, data)
+        dataset = known.get("dataset")
+        return cls(
+            **{
+                **known,
+                "deviations": tuple(known.get("deviations") or ()),
+                "overrides": dict(known.get("overrides") or {}),
+                "dataset": DatasetResolution.from_json(dataset) if dataset else None,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class CurvePoint(_Flat):
+    """Test accuracy after some training, with the clock stopped while it is measured."""
+
+    train_seconds: float
+    steps: int
+    loss: float
+    test_accuracy: float
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One measured (or warm-up) round. Costs for every model; then the trainer's or the
+    clusterer's own metrics, None where they do not apply (and left out of the JSON)."""
+
+    round: int
+    warmup: bool
+    wall_seconds: float
+    cpu_seconds: float
+    effective_cores: float
+    utilisation: float
+    peak_rss_bytes: int
+    samples: int
+    samples_per_second: float
+    # Analytic FLOPs of the work done (the scenario's count, computed by the worker).
+    flops: float | None = None
+    # trainers
+    steps: int | None = None
+    planned_steps: int | None = None
+    # Stopped by the per-round time cap: throughput stays comparable, accuracy is that of a
+    # shorter training and is flagged wherever it is shown.
+    capped: bool | None = None
+    loss: float | None = None
+    train_accuracy: float | None = None
+    test_accuracy: float | None = None
+    test_examples: int | None = None  # fewer than the test set when the round was capped
+    time_to_target_seconds: float | None = None
+    curve: tuple[CurvePoint, ...] | None = None
+    # clusterers
+    inertia: float | None = None
+    adjusted_rand_index: float | None = None
+    n_iter: int | None = None
+    seconds_per_iteration: float | None = None
+    predict_seconds_per_sample: float | None = None
+    extra: dict = field(default_factory=dict)  # stored fields this version does not know
+
+    @property
+    def comparable_seconds(self) -> float:
+        """The round's time for comparisons: its wall seconds, or for a capped round what its
+        planned steps would have taken at the throughput it measured. Comparing these keeps
+        a capped case from looking fast for having stopped early."""
+        if not _finite(self.wall_seconds):
+            return math.nan
+        if self.extrapolated:
+            return float(self.wall_seconds * self.planned_steps / self.steps)
+        return float(self.wall_seconds)
+
+    @property
+    def extrapolated(self) -> bool:
+        """Whether `comparable_seconds` is scaled up from a capped round."""
+        return bool(
+            self.capped
+            and _finite(self.steps)
+            and _finite(self.planned_steps)
+            and self.steps > 0
+            and _finite(self.wall_seconds)
+        )
+
+    def to_json(self) -> dict:
+        data = _without_none(
+            {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        )
+        if self.curve is not None:
+            data["curve"] = [point.to_json() for point in self.curve]
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict) -> RoundRecord:
+        known, extra = _known(cls, data)
+        known.pop("extra", None)
+        if known.get("curve") is not None:
+            known["curve"] = tuple(CurvePoint.from_json(p) for p in known["curve"])
+        return cls(**known, extra=extra)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Outcome(_Flat):
+    """How a worker ended a case: written as its last act, read by the runner."""
+
+    status: str
+    reason: str | None = None
+    details: str = ""
+    threads: dict | None = None  # the thread settings in force (execution.threads.describe)
+    pytest_exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """A finished case: what was planned, how it ended, and every round it measured."""
+
+    case: Case
+    status: str
+    reason: str | None = None
+    details: str | None = None
+    rounds: tuple[RoundRecord, ...] = ()
+    threads: dict | None = None
+    pytest_exit_code: int | None = None
+    worker_seconds: float | None = None
+    log_tail: str | None = None  # the end of the worker's log, for a case that is not ok
+    benchmark_file: str | None = None  # pytest-benchmark's JSON, relative to the run folder
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def ended(
+        cls,
+        case: Case,
+        outcome: Outcome,
+        rounds: tuple[RoundRecord, ...] = (),
+        **fields: Any,
+    ) -> CaseRecord:
+        return cls(
+            case=case,
+            status=outcome.status,
+            reason=outcome.reason,
+            details=outcome.details or None,
+            threads=outcome.threads,
+            pytest_exit_code=outcome.pytest_exit_code,
+            rounds=tuple(rounds),
+            **fields,
+        )
+
+    @property
+    def measured_rounds(self) -> list[RoundRecord]:
+        return [r for r in self.rounds if not r.warmup]
+
+    @property
+    def warmup_rounds(self) -> list[RoundRecord]:
+        return [r for r in self.rounds if r.warmup]
+
+    @property
+    def capped_rounds(self) -> int:
+        return sum(bool(r.capped) for r in self.measured_rounds)
+
+    def to_json(self) -> dict:
+        data = {
+            "case": self.case.to_json(),
+            "rounds": [r.to_json() for r in self.rounds],
+            "status": self.status,
+            "reason": self.reason,
+        }
+        for name in ("details", "threads", "pytest_exit_code", "worker_seconds", "log_tail"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        if self.benchmark_file is not None:
+            data["benchmark_file"] = self.benchmark_file
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict) -> CaseRecord:
+        known, extra = _known(cls, data)
+        known.pop("extra", None)
+        return cls(
+            **{
+                **known,
+                "case": Case.from_json(known["case"]),
+                "rounds": tuple(RoundRecord.from_json(r) for r in known.get("rounds") or ()),
+            },
+            extra=extra,
+        )
+
+
+@dataclass(frozen=True)
+class BrokenPluginRecord(_Flat):
+    source: str
+    error: str  # one line: exception type and message
+    details: str = ""  # the traceback
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """`run.json`: what was asked, the plan, where and on what it ran."""
+
+    run_id: str
+    profile: str | None = None
+    started_at: str | None = None  # ISO time, to the second
+    finished_at: str | None = None
+    command: str = ""
+    datasets: dict[str, DatasetResolution] = field(default_factory=dict)  # by scenario
+    broken_plugins: tuple[BrokenPluginRecord, ...] = ()
+    environment: dict = field(default_factory=dict)  # execution.environment.fingerprint
+    plan: tuple[Case, ...] = ()
+    # Threads -> {"gemm_gflops", "gemm_f64_gflops", "bandwidth_gbs", ...}; None: not measured.
+    machine_peak: dict[str, dict] | None = None
+    sweep: dict | None = None  # {"key", "sizes", "thread_counts"} for `bench sweep`
+    # The definition of every planned scenario as it was run (scenarios.scenario_to_json),
+    # so that a report never depends on today's catalogue. Empty in format-1 runs.
+    scenarios: dict[str, dict] = field(default_factory=dict)
+    format: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = {
+            "run_id": self.run_id,
+            "format": self.format,
+            "started_at": self.started_at,
+            "command": self.command,
+            "profile": self.profile,
+            "datasets": {name: d.to_json() for name, d in self.datasets.items()},
+            "broken_plugins": [b.to_json() for b in self.broken_plugins],
+            "environment": self.environment,
+            "plan": [case.to_json() for case in self.plan],
+            "scenarios": self.scenarios,
+        }
+        optional = {
+            "finished_at": self.finished_at,
+            "machine_peak": self.machine_peak,
+            "sweep": self.sweep,
+        }
+        return {**data, **_without_none(optional), **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunMeta:
+        known, extra = _known(cls, data)
+        known.pop("extra", None)
+        return cls(
+            **{
+                **known,
+                "datasets": {
+                    name: DatasetResolution.from_json(d)
+                    for name, d in (known.get("datasets") or {}).items()
+                    if d
+                },
+                "broken_plugins": tuple(
+                    BrokenPluginRecord.from_json(b) for b in known.get("broken_plugins") or ()
+                ),
+                "plan": tuple(Case.from_json(c) for c in known.get("plan") or ()),
+                "environment": known.get("environment") or {},
+                "scenarios": known.get("scenarios") or {},
+            },
+            extra=extra,
+        )
+
+    def replace(self, **changes: Any) -> RunMeta:
+        return dataclasses.replace(self, **changes)
