@@ -38,8 +38,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bench import datasets, outcomes, registry, runner, threads
+from bench import datasets, outcomes, registry
 from bench.analysis.tables import tidy_tables
+from bench.execution import plan, runner, threads
 from bench.names import UnknownName, check_name
 from bench.records import BrokenPluginRecord, Case, DatasetResolution, RunMeta
 from bench.scenarios import PROFILES, SCENARIOS, scenario_to_json
@@ -164,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"Resuming run [bold]{store.run_id}[/]: {pending} of {len(cases)} cases left")
     else:
         store, cases = _new_run(args, root)
-    return _execute_stored(store, cases, args, root) or _finish(store, write=True)
+    return _execute_stored(store, cases, args, root) or _finish(store)
 
 
 def _execute_stored(store: RunStore, cases: list[Case], args, root: Path) -> int:
@@ -195,7 +196,7 @@ def _execute_stored(store: RunStore, cases: list[Case], args, root: Path) -> int
 def _new_run(
     args: argparse.Namespace, root: Path, overrides: list[dict] | None = None
 ) -> tuple[RunStore, list[Case]]:
-    from bench import environment, peak
+    from bench.execution import environment, peak
 
     found = registry.discover(args.plugins)
     for broken in found.broken:
@@ -203,13 +204,13 @@ def _new_run(
             f"[red]broken plugin[/] {escape(broken.source)}: {escape(broken.error)} "
             "(its cases are missing from this run; `bench list` shows it too)"
         )
-    scenarios = runner.select_scenarios(_split(args.scenario))
+    scenarios = plan.select_scenarios(_split(args.scenario))
     implementations = _split(args.impl)
     thread_counts = _thread_counts(args.threads) or [threads.available_cores()]
-    # Validate every name before the (possibly slow) dataset resolution.
-    runner.plan(found, scenarios, implementations=implementations, profile=args.profile)
+    # Every name is checked before the (possibly slow) dataset resolution.
+    plan.check_selection(found, implementations, args.profile)
     resolutions = _resolve_datasets(scenarios, args)
-    cases = runner.plan(
+    cases = plan.plan(
         found,
         scenarios,
         implementations=implementations,
@@ -313,11 +314,9 @@ def _execute(store: RunStore, cases: list[Case]) -> None:
     store.update_meta(finished_at=dt.datetime.now().isoformat(timespec="seconds"))
 
 
-def _finish(store: RunStore, *, write: bool = False) -> int:
-    """Print the run's summary; `bench run` (`write`) also stores its tidy tables."""
+def _finish(store: RunStore) -> int:
+    """Print the run's summary (its tables are computed here: reading writes nothing)."""
     tables = tidy_tables(store.cases(), store.meta, store.scenarios())
-    if write:
-        store.write_tables(tables)
     print_summary(tables["summary"], store.meta)
     if sweep_meta := store.meta.sweep:
         print_scaling(tables["summary"], sweep_meta["key"])
@@ -422,7 +421,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError("name the scenario(s) to sweep, e.g. --scenario linfa-kmeans")
     check_name("profile", args.profile, PROFILES)
     try:
-        key = sweep.sweep_key(runner.select_scenarios(_split(args.scenario)), args.over)
+        key = sweep.sweep_key(plan.select_scenarios(_split(args.scenario)), args.over)
         sizes = sweep.parse_sizes(args.sizes or ()) or sweep.default_sizes(key, args.profile)
     except sweep.SweepError as error:
         raise UsageError(str(error)) from None
@@ -432,7 +431,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     store, cases = _new_run(args, root, overrides=sweep.overrides(key, sizes))
     thread_counts = sorted({case.threads for case in cases})
     store.update_meta(sweep={"key": key, "sizes": sizes, "thread_counts": thread_counts})
-    return _execute_stored(store, cases, args, root) or _finish(store, write=True)
+    return _execute_stored(store, cases, args, root) or _finish(store)
 
 
 def print_scaling(summary, key: str) -> None:
@@ -590,7 +589,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for broken in found.broken:
         errors.print(f"[red]broken plugin[/] {escape(broken.source)}: {escape(broken.error)}")
     check_name("implementation", args.impl, found.names())
-    scenarios = runner.select_scenarios(_split(args.scenario))
+    scenarios = plan.select_scenarios(_split(args.scenario))
     models = {s.model for s in scenarios}
     plugins = [p for p in found.plugins if p.name == args.impl and p.model in models]
     if not plugins:

@@ -28,9 +28,7 @@ import importlib
 import importlib.util
 import inspect
 import json
-import os
 import pickle
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -40,10 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import datasets, reference, registry, threads
+from bench import datasets, reference, registry
 from bench.api import Clusterer, Implementation, Trainer
+from bench.execution import launcher, threads
+from bench.execution.weights import initial_centroids, initial_parameters
 from bench.scenarios import SCENARIOS, Scenario
-from bench.weights import initial_centroids, initial_parameters
 
 SEED = 3  # every check's seed; SEED + 1 checks that the data order follows the seed
 N_EXAMPLES = 64
@@ -73,6 +72,7 @@ ADAM_CHECK_EPS = 1e-30
 # relative (the scenario's inertia target), identical labels and iteration counts.
 KMEANS_RTOL = 1e-6
 N_POINTS = 500
+THREAD_PROBE_TIMEOUT_S = 600
 # Overlapping blobs take several Lloyd iterations, so that both stopping rules are reached.
 BLOB_STD = 3.0
 
@@ -560,11 +560,11 @@ CLUSTERER_CHECKS: dict[str, Callable[..., str]] = {
 
 # --- thread limit: a worker-like process -------------------------------------------------
 
-# Same order as bench.worker: environment first, then the plugin and its framework, then the
+# Same order as the worker: environment first, then the plugin and its framework, then the
 # frameworks' own APIs, then the work.
 _PROBE = """
 import json, sys
-from bench import threads
+from bench.execution import threads
 threads.limit_environment(1)
 from bench.conformance import thread_probe
 spec = json.loads(sys.argv[1])
@@ -578,14 +578,14 @@ def check_thread_limit(cls, scenario: Scenario) -> str:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "threads.json"
         spec = {**_locate(cls), "scenario": pickle.dumps(scenario).hex(), "out": str(out)}
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        done = subprocess.run(
-            [sys.executable, "-c", _PROBE, json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=env,
+        done = launcher.run_python(
+            ["-c", _PROBE, json.dumps(spec)],
+            threads=1,
+            timeout=THREAD_PROBE_TIMEOUT_S,
+            python_path=sys.path,  # the plugin's module may live anywhere on this path
         )
+        if done.timed_out:
+            raise CheckFailed(f"the 1-thread worker process took over {THREAD_PROBE_TIMEOUT_S} s")
         if done.returncode != 0 or not out.exists():
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             raise CheckFailed(

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from bench import reference
+from bench.execution.weights import initial_parameters
 from bench.registry import discover
 from bench.scenarios import SCENARIOS, Conv2d, Dense, Flatten, MaxPool2d
-from bench.weights import initial_parameters
 
 IMPLEMENTATIONS = ("numpy-pure", "numpy-vectorized", "torch-store", "torch", "keras", "sklearn")
 CNN_SCENARIOS = [s for s in SCENARIOS.values() if s.model == "cnn"]

@@ -12,8 +12,8 @@ from sklearn.datasets import make_blobs
 
 from bench import cli, conformance, reference, registry
 from bench.api import BatchSampler, KMeansResult
+from bench.execution.weights import initial_centroids, initial_parameters
 from bench.scenarios import SCENARIOS, Conv2d, Dense, Flatten, MaxPool2d, Optimizer
-from bench.weights import initial_centroids, initial_parameters
 
 
 def builtin(folder: str, model: str) -> type:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy
 import pytest
 
-from bench import environment
-from bench.environment import fingerprint
+from bench.execution import environment
+from bench.execution.environment import fingerprint
 
 EXPECTED_TYPES = {
     "cpu_model": str,
@@ -87,7 +87,7 @@ def test_framework_versions_come_from_metadata_without_importing(tmp_path):
     script = (
         "import json, sys; from pathlib import Path\n"
         f"sys.path.insert(0, {str(tmp_path)!r})\n"
-        "from bench.environment import fingerprint\n"
+        "from bench.execution.environment import fingerprint\n"
         f"result = fingerprint(1, Path({str(tmp_path)!r}))\n"
         "imported = sorted({'torch', 'tensorflow'} & set(sys.modules))\n"
         "print(json.dumps({'result': result, 'imported': imported}))\n"

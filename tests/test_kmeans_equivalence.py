@@ -8,8 +8,8 @@ import pytest
 
 from bench import registry
 from bench.datasets import make_blobs
+from bench.execution.weights import initial_centroids
 from bench.scenarios import SCENARIOS
-from bench.weights import initial_centroids
 
 SCENARIO = SCENARIOS["linfa-kmeans"]
 IMPLEMENTATIONS = ("numpy-vectorized", "numpy-pure", "torch")

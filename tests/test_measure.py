@@ -2,7 +2,7 @@ import time
 
 import numpy as np
 
-from bench.measure import PeakMemory, TrainingClock, round_cost
+from bench.execution.measure import PeakMemory, TrainingClock, round_cost
 
 
 def test_paused_time_is_excluded_from_both_clocks():

@@ -11,9 +11,9 @@ from functools import cache
 import numpy as np
 import pytest
 
+from bench.execution.weights import initial_parameters
 from bench.registry import discover
 from bench.scenarios import SCENARIOS, Optimizer
-from bench.weights import initial_parameters
 
 REFERENCE = "numpy-vectorized"
 IMPLEMENTATIONS = ("numpy-pure", "numpy-vectorized", "torch-store", "torch", "keras", "sklearn")

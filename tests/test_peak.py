@@ -2,8 +2,8 @@ import sys
 
 import pytest
 
-from bench import peak
-from bench.peak import measure_in_subprocess
+from bench.execution import peak
+from bench.execution.peak import measure_in_subprocess
 
 
 @pytest.fixture(scope="module")

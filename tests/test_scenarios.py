@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from bench.execution.weights import initial_centroids, initial_parameters
 from bench.scenarios import PROFILES, SCENARIOS
-from bench.weights import initial_centroids, initial_parameters
 
 
 def test_the_scenarios_of_the_articles_with_every_profile():

@@ -9,8 +9,8 @@ import sys
 import time
 
 from bench import datasets, registry
+from bench.execution.weights import initial_parameters
 from bench.scenarios import SCENARIOS
-from bench.weights import initial_parameters
 
 scenario = SCENARIOS["dlfs-mlp"]
 steps = scenario.budget("quick").steps

@@ -13,9 +13,9 @@ import time
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from bench.measure import CLOCK, PEAK_MEMORY
-from bench.suites.context import CaseContext, run_rounds
-from bench.weights import initial_centroids
+from bench.execution.measure import CLOCK, PEAK_MEMORY
+from bench.execution.suites.context import CaseContext, run_rounds
+from bench.execution.weights import initial_centroids
 
 
 class ClusteringRound:

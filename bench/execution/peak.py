@@ -1,8 +1,8 @@
 """The machine's physical limits at one thread count: GEMM rate and memory bandwidth.
 
 Cases report achieved GFLOP/s as a share of these. The measurement runs in a fresh process
-(`python -m bench.peak --threads N`) because BLAS reads its thread caps once, when NumPy is
-imported: this module imports NumPy only after `limit_environment` has set them.
+(`python -m bench.execution.peak --threads N`) because BLAS reads its thread caps once, when
+NumPy is imported: this module imports NumPy only after `limit_environment` has set them.
 
 Each figure is the best repetition, not the median: interrupts, neighbours and frequency
 dips only ever slow a repetition down, so the fastest one is the closest estimate of what
@@ -15,14 +15,13 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from bench import threads as thread_limits
+from bench.execution import launcher
+from bench.execution import threads as thread_limits
 
 GEMM_SIZES = (1024, 1536, 2048)
 # Share of the time budget for each measurement: float32 GEMM, float64 GEMM, bandwidth.
@@ -33,35 +32,15 @@ BANDWIDTH_ARRAY_BYTES = 256 * 2**20
 
 
 def measure_in_subprocess(threads: int, seconds: float = 1.0, timeout: float = 120) -> dict:
-    """Run `python -m bench.peak` in a fresh process; on any failure, a dict with "error"."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.peak",
-        "--threads",
-        str(threads),
-        "--seconds",
-        str(seconds),
-    ]
-    package_root = str(Path(__file__).resolve().parent.parent)
-    environment = {**os.environ, **thread_limits.thread_environment(threads)}
-    environment["PYTHONPATH"] = os.pathsep.join(
-        path for path in (package_root, os.environ.get("PYTHONPATH")) if path
-    )
-    failure = {"threads": threads, "command": command}
+    """Run this module in a fresh process; on any failure, a dict with "error"."""
+    arguments = ["-m", "bench.execution.peak", "--threads", str(threads), "--seconds", str(seconds)]
+    failure = {"threads": threads, "command": [sys.executable, *arguments]}
     try:
-        completed = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            env=environment,
-        )
-    except subprocess.TimeoutExpired:
-        return {**failure, "error": f"peak measurement took longer than {timeout} s"}
+        completed = launcher.run_python(arguments, threads=threads, timeout=timeout)
     except OSError as error:
         return {**failure, "error": f"could not start the peak measurement: {error}"}
+    if completed.timed_out:
+        return {**failure, "error": f"peak measurement took longer than {timeout} s"}
     if completed.returncode != 0:
         return {
             **failure,
@@ -173,7 +152,7 @@ def _tail(text: str, lines: int = 5) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.peak", description=__doc__.splitlines()[0]
+        prog="python -m bench.execution.peak", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--threads", type=int, required=True, help="thread count to measure at")
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget (default 1)")

@@ -1,4 +1,4 @@
-"""Runs one case in this (fresh) process: `python -m bench.worker WORKDIR/case.json`.
+"""Runs one case in this (fresh) process: `python -m bench.execution.worker WORKDIR/case.json`.
 
 Order matters: thread limits go into the environment before NumPy or any framework is
 imported; then the plugin (and its framework) is imported, thread counts are applied through
@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import threads
+from bench.execution import threads
 from bench.files import atomic_write_text
 from bench.records import BENCHMARK_FILE, OUTCOME_FILE, ROUNDS_FILE, Case, Outcome, RoundRecord
 
@@ -47,7 +47,7 @@ def load_case_data(case: Case, scenario):
     import numpy as np
 
     from bench import datasets
-    from bench.suites.context import Data
+    from bench.execution.suites.context import Data
 
     budget = scenario.budget(case.profile)
     if scenario.model == "kmeans":
@@ -95,8 +95,8 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     import pytest
 
     from bench import outcomes, registry
+    from bench.execution.suites.context import CaseContext
     from bench.scenarios import scenario_for
-    from bench.suites.context import CaseContext
 
     rounds_file = (workdir / ROUNDS_FILE).open("a", encoding="utf-8")
 
@@ -141,7 +141,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
             "--benchmark-json",
             str(workdir / BENCHMARK_FILE),
             "--benchmark-timer",
-            "bench.measure.training_clock",
+            "bench.execution.measure.training_clock",
         ],
         plugins=[context, recorder],
     )
@@ -175,7 +175,7 @@ def _exit_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m bench.worker WORKDIR/case.json", file=sys.stderr)
+        print("usage: python -m bench.execution.worker WORKDIR/case.json", file=sys.stderr)
         return 2
     case_file = Path(argv[0])
     case = Case.from_json(json.loads(case_file.read_text(encoding="utf-8")))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.api import Implementation
-from bench.measure import round_cost
+from bench.execution.measure import round_cost
 from bench.records import Case, RoundRecord
 from bench.scenarios import Budget, Scenario
 

@@ -11,11 +11,11 @@ import math
 
 import numpy as np
 
-from bench.measure import CLOCK, PEAK_MEMORY
+from bench.execution.measure import CLOCK, PEAK_MEMORY
+from bench.execution.suites.context import CaseContext, run_rounds
+from bench.execution.weights import initial_parameters
 from bench.outcomes import Diverged
 from bench.records import CurvePoint
-from bench.suites.context import CaseContext, run_rounds
-from bench.weights import initial_parameters
 
 
 def accuracy(labels: np.ndarray, truth: np.ndarray) -> float:

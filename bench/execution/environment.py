@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import threads as thread_limits
+from bench.execution import threads as thread_limits
 
 PACKAGES = (
     "numpy",

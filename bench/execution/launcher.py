@@ -1,0 +1,111 @@
+"""The one way the harness starts a Python process of its own: a case's worker, the peak
+probe, the conformance suite's thread probe.
+
+Each child gets the same environment: thread caps for every known pool set before it imports
+anything (`threads.thread_environment`), unbuffered output, TensorFlow's start-up chatter
+off, and this harness importable. It runs in a session of its own, so that Ctrl-C reaches
+the harness, which then kills the child's whole process group: a child never outlives the
+command that started it, and nothing it started does either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from bench.execution import threads
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a child ended: its exit code (negative: killed by that signal), or None when it
+    was killed at its deadline; its output when it was captured."""
+
+    returncode: int | None
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+
+def environment(thread_count: int, python_path: Iterable[str] = ()) -> dict[str, str]:
+    """The environment of a child limited to `thread_count` threads."""
+    paths = [str(PACKAGE_ROOT), *python_path, os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        **threads.thread_environment(thread_count),
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in paths if p)),
+    }
+
+
+def run_python(
+    arguments: Sequence[str],
+    *,
+    threads: int,
+    timeout: float,
+    cwd: Path | None = None,
+    log: IO[bytes] | None = None,
+    python_path: Iterable[str] = (),
+) -> Finished:
+    """Run `python ARGUMENTS` to its end or its deadline. Its output goes to `log` (stdout
+    and stderr together) or, without one, is captured and returned. Any exception here,
+    Ctrl-C included, kills the child's process group before it propagates."""
+    capture = log is None
+    process = subprocess.Popen(
+        [sys.executable, *arguments],
+        cwd=cwd,
+        stdout=subprocess.PIPE if capture else log,
+        stderr=subprocess.PIPE if capture else subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=environment(threads, python_path),
+        start_new_session=True,
+        text=capture,
+        errors="replace" if capture else None,
+    )
+    try:
+        if capture:
+            stdout, stderr = process.communicate(timeout=timeout)
+            return Finished(process.returncode, stdout, stderr)
+        return Finished(process.wait(timeout=timeout))
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        stdout, stderr = process.communicate() if capture else ("", "")
+        return Finished(None, stdout or "", stderr or "")
+    except BaseException:
+        _kill_group(process)
+        raise
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill the child and everything it started, and reap it.
+
+    Not `process.wait()`: a Ctrl-C landing inside `Popen.wait(timeout)` can leave Popen's
+    internal lock held, and a second wait would then block forever."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        _, status = os.waitpid(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    except ChildProcessError:
+        pass  # already reaped
+
+
+def signal_name(returncode: int) -> str:
+    """`SIGKILL` for -9: what killed a child that exited with a negative code."""
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"

@@ -1,0 +1,96 @@
+"""Which cases a run has: scenarios x implementations x threads x devices x sweep sizes,
+each with its budget, and for those that cannot run here, the reason (decided before any
+process starts: a missing requirement, a device or scenario the framework cannot do)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from bench import outcomes
+from bench.execution import threads
+from bench.names import check_name
+from bench.records import Case, DatasetResolution
+from bench.registry import Plugin, Registry
+from bench.scenarios import PROFILES, SCENARIOS, Scenario
+
+
+def select_scenarios(names: Sequence[str]) -> list[Scenario]:
+    for name in names:
+        check_name("scenario", name, SCENARIOS)
+    return [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
+
+
+def check_selection(registry: Registry, implementations: Sequence[str], profile: str) -> None:
+    """Refuse unknown implementation or profile names, before anything slow happens."""
+    check_name("profile", profile, PROFILES)
+    for name in implementations:
+        check_name("implementation", name, registry.names())
+
+
+def plan(
+    registry: Registry,
+    scenarios: Sequence[Scenario],
+    *,
+    implementations: Sequence[str] = (),
+    profile: str = "quick",
+    thread_counts: Sequence[int] = (),
+    devices: Sequence[str] = ("cpu",),
+    rounds: int | None = None,
+    warmup_rounds: int | None = None,
+    timeout_s: float | None = None,
+    round_cap_s: float | None = None,
+    seed: int = 0,
+    datasets: dict[str, DatasetResolution] | None = None,
+    overrides: Sequence[dict] = ({},),
+) -> list[Case]:
+    """Every requested case, including those that cannot run (with their reason).
+    `overrides` lists size changes for sweeps (one case per entry; `{}` is the scenario as is)."""
+    check_selection(registry, implementations, profile)
+    datasets = datasets or {}
+    cases = []
+    for scenario in scenarios:
+        budget = scenario.budget(profile)
+        plugins = [
+            p
+            for p in registry.for_model(scenario.model)
+            if not implementations or p.name in implementations
+        ]
+        for plugin, count, device, sizes in itertools.product(
+            plugins, thread_counts or (threads.available_cores(),), devices, overrides
+        ):
+            status, reason = _cannot_run(plugin, scenario, device)
+            cases.append(
+                Case(
+                    scenario=scenario.name,
+                    implementation=plugin.name,
+                    model=plugin.model,
+                    framework=plugin.framework,
+                    source=plugin.source,
+                    threads=count,
+                    device=device,
+                    profile=profile,
+                    rounds=budget.rounds if rounds is None else rounds,
+                    warmup_rounds=budget.warmup_rounds if warmup_rounds is None else warmup_rounds,
+                    timeout_s=budget.timeout_s if timeout_s is None else timeout_s,
+                    seed=seed,
+                    round_cap_s=budget.round_cap_s if round_cap_s is None else round_cap_s,
+                    dataset=datasets.get(scenario.name),
+                    deviations=plugin.deviations_for(scenario),
+                    overrides=dict(sizes),
+                    status=status,
+                    reason=reason,
+                )
+            )
+    return cases
+
+
+def _cannot_run(plugin: Plugin, scenario: Scenario, device: str) -> tuple[str | None, str | None]:
+    """(status, reason) for a case decided before it runs; (None, None) if it will run."""
+    if not plugin.available:
+        return outcomes.SKIPPED, plugin.unavailable_reason
+    if device.partition(":")[0] not in plugin.devices:  # cuda:1 is a cuda device
+        return outcomes.UNSUPPORTED, f"runs on {', '.join(plugin.devices)}, not {device}"
+    if why := plugin.why_unsupported(scenario):
+        return outcomes.UNSUPPORTED, why
+    return None, None
