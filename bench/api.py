@@ -21,8 +21,9 @@ rounds, timing, evaluation); the implementation owns the math:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -209,12 +210,36 @@ class BatchSampler:
 # --- registration ------------------------------------------------------------------------
 
 
+@dataclass
+class Collected:
+    """What importing one plugin source registered, and the framework imports it lacked."""
+
+    classes: list[type[Implementation]] = field(default_factory=list)
+    missing_imports: list[str] = field(default_factory=list)
+
+
+_collecting: contextvars.ContextVar[Collected | None] = contextvars.ContextVar(
+    "bench_plugin_source", default=None
+)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[Collected]:
+    """For the harness's plugin loader: gather what is registered while a source imports."""
+    collected = Collected()
+    token = _collecting.set(collected)
+    try:
+        yield collected
+    finally:
+        _collecting.reset(token)
+
+
 def register(cls: type[Implementation]) -> type[Implementation]:
     """Class decorator: validate the declaration and make the class discoverable."""
-    from bench import registry  # here, not at the top: registry imports this module
-
     _validate(cls)
-    registry.collect(cls)
+    collected = _collecting.get()
+    if collected is not None and cls not in collected.classes:
+        collected.classes.append(cls)
     return cls
 
 
@@ -241,9 +266,9 @@ def optional_imports() -> Iterator[None]:
     """Wrap a plugin's framework imports: when one is missing, the plugin still loads and
     its cases are reported *skipped* (if the module is in `requires`) instead of crashing
     discovery. The error is kept and shown by `bench list`."""
-    from bench import registry
-
     try:
         yield
     except ImportError as error:
-        registry.note_missing_import(error)
+        collected = _collecting.get()
+        if collected is not None:
+            collected.missing_imports.append(error.name or str(error))

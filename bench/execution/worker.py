@@ -94,7 +94,7 @@ def device_unavailable(device: str) -> str | None:
 def run_case(case: Case, workdir: Path) -> Outcome:
     import pytest
 
-    from bench import outcomes, registry
+    from bench import outcomes, plugins
     from bench.execution.suites.context import CaseContext
     from bench.scenarios import scenario_for
 
@@ -106,7 +106,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
 
     stage = "importing the implementation"
     try:
-        cls = registry.load_plugin(case.source, case.implementation, case.model)
+        cls = plugins.load_plugin(case.source, case.implementation, case.model)
         if reason := device_unavailable(case.device):
             return Outcome(outcomes.SKIPPED, reason)
         threads.apply_to_frameworks(case.threads)

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench import registry
+from bench import plugins
 from bench.scenarios import SCENARIOS, Conv2d
 
 Convolution = sys.modules[
-    registry.discover(installed=False).find("numpy-vectorized", "cnn").cls.__module__
+    plugins.discover(installed=False).find("numpy-vectorized", "cnn").cls.__module__
 ].Convolution
 
 

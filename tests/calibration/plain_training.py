@@ -8,7 +8,7 @@ import statistics
 import sys
 import time
 
-from bench import datasets, registry
+from bench import datasets, plugins
 from bench.execution.weights import initial_parameters
 from bench.scenarios import SCENARIOS
 
@@ -17,7 +17,7 @@ steps = scenario.budget("quick").steps
 split = datasets.load_images(datasets.resolve("mnist-5k"))
 x = (split.x_train.reshape(len(split.x_train), -1) / 255).astype("float32")
 y = split.y_train
-Trainer = registry.discover(installed=False).find("numpy-vectorized", "mlp").cls
+Trainer = plugins.discover(installed=False).find("numpy-vectorized", "mlp").cls
 
 times = []
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5

@@ -6,13 +6,13 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench import registry
+from bench import plugins
 
 PLUGINS = Path(__file__).parent / "plugins"
 
 
 def test_builtin_reference_implementations_are_found():
-    found = registry.discover(installed=False)
+    found = plugins.discover(installed=False)
     assert found.find("numpy-vectorized", "mlp") is not None
     assert found.find("sklearn", "kmeans") is not None
     assert not found.broken, found.broken
@@ -21,7 +21,7 @@ def test_builtin_reference_implementations_are_found():
 def test_a_plugin_that_raises_at_import_is_listed_with_its_file_and_the_others_load(tmp_path):
     shutil.copy(PLUGINS / "broken_import.py", tmp_path)
     shutil.copy(PLUGINS / "faulty" / "faulty.py", tmp_path)
-    found = registry.discover([tmp_path], builtin=False, installed=False)
+    found = plugins.discover([tmp_path], builtin=False, installed=False)
     (broken,) = found.broken
     assert broken.source.endswith("broken_import.py")
     assert "ImportError: this plugin is broken on purpose" in broken.error
@@ -29,7 +29,7 @@ def test_a_plugin_that_raises_at_import_is_listed_with_its_file_and_the_others_l
 
 
 def test_missing_requirement_makes_the_plugin_unavailable_with_the_reason():
-    found = registry.discover([PLUGINS / "faulty"], builtin=False, installed=False)
+    found = plugins.discover([PLUGINS / "faulty"], builtin=False, installed=False)
     plugin = found.find("needs-missing", "mlp")
     assert not plugin.available
     assert "a_module_that_is_not_installed" in plugin.unavailable_reason
@@ -48,7 +48,7 @@ def test_a_declared_install_hint_replaces_the_pip_advice(tmp_path):
             install_hint = "build it with `make setup` (needs cargo)"
     """)
     )
-    plugin = registry.discover([tmp_path], builtin=False, installed=False).find("compiled", "mlp")
+    plugin = plugins.discover([tmp_path], builtin=False, installed=False).find("compiled", "mlp")
     assert plugin.unavailable_reason == (
         "requires a_compiled_extension_not_built, not installed "
         "(build it with `make setup` (needs cargo))"
@@ -68,7 +68,7 @@ def test_a_missing_framework_caught_by_optional_imports_is_reported(tmp_path):
             requires = ("not_a_real_framework",)
     """)
     )
-    found = registry.discover([tmp_path], builtin=False, installed=False)
+    found = plugins.discover([tmp_path], builtin=False, installed=False)
     assert not found.broken
     assert found.find("guarded", "mlp").missing == ("not_a_real_framework",)
 
@@ -90,7 +90,7 @@ def test_native_start_up_notices_are_dropped_and_other_stderr_output_kept(tmp_pa
             name, model, framework = "noisy", "mlp", "x"
     """)
     )
-    found = registry.discover([tmp_path], builtin=False, installed=False)
+    found = plugins.discover([tmp_path], builtin=False, installed=False)
     assert found.find("noisy", "mlp") is not None
     err = capfd.readouterr().err
     assert "noisy: a real warning" in err
@@ -101,7 +101,7 @@ def test_duplicate_names_are_reported(tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         shutil.copy(PLUGINS / "noop" / "noop.py", tmp_path / folder)
-    found = registry.discover([tmp_path / "a", tmp_path / "b"], builtin=False, installed=False)
+    found = plugins.discover([tmp_path / "a", tmp_path / "b"], builtin=False, installed=False)
     assert found.names() == ["noop"]
     assert any("duplicate implementation 'noop'" in b.error for b in found.broken)
 
@@ -125,24 +125,24 @@ def test_entry_point_plugins_are_discovered_and_loadable_by_a_worker(tmp_path, m
         "[bench.implementations]\nthird-party = thirdparty_bench:ThirdParty\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    found = registry.discover(builtin=False)
+    found = plugins.discover(builtin=False)
     plugin = found.find("third-party", "mlp")
     assert plugin is not None and plugin.source.startswith("entry-point:third-party")
-    assert registry.load_plugin(plugin.source, "third-party", "mlp") is plugin.cls
+    assert plugins.load_plugin(plugin.source, "third-party", "mlp") is plugin.cls
 
 
 def test_plugin_folder_names_need_not_be_identifiers():
-    found = registry.discover(installed=False)
+    found = plugins.discover(installed=False)
     cls = found.find("numpy-vectorized", "mlp").cls
     source = found.find("numpy-vectorized", "mlp").source
     assert "numpy-vectorized" in source
-    assert registry.load_plugin(source, "numpy-vectorized", "mlp") is cls
+    assert plugins.load_plugin(source, "numpy-vectorized", "mlp") is cls
 
 
 def test_relative_plugin_folders_are_recorded_as_absolute_paths(monkeypatch):
     # workers run in their own folder: a relative source would not be found there
     monkeypatch.chdir(PLUGINS.parent)
-    found = registry.discover([Path("plugins") / "noop"], builtin=False, installed=False)
+    found = plugins.discover([Path("plugins") / "noop"], builtin=False, installed=False)
     source = found.find("noop", "mlp").source
     assert Path(source.removeprefix("path:")).is_absolute()
 
@@ -163,8 +163,8 @@ def test_a_warm_cache_lists_plugins_without_importing_them_and_edits_invalidate_
     """)
     plugin.write_text(source.replace("{framework}", "first"))
     script = (
-        "import sys; from pathlib import Path; from bench import registry; "
-        "found = registry.discover([Path(sys.argv[1])], builtin=False, installed=False); "
+        "import sys; from pathlib import Path; from bench import plugins; "
+        "found = plugins.discover([Path(sys.argv[1])], builtin=False, installed=False); "
         "print(found.find('counted', 'mlp').framework)"
     )
 
@@ -184,3 +184,24 @@ def test_a_warm_cache_lists_plugins_without_importing_them_and_edits_invalidate_
     os.utime(plugin, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     assert discover_in_a_fresh_process() == "second"
     assert counter.read_text().count("imported") == 2
+
+
+def test_one_requirement_rule_for_discovery_and_bench_check(tmp_path):
+    """A dotted requirement whose parent package is missing is missing, not an error."""
+    (tmp_path / "dotted.py").write_text(
+        textwrap.dedent("""
+        from bench.api import Trainer, register
+
+        @register
+        class Dotted(Trainer):
+            name, model, framework = "dotted", "mlp", "x"
+            requires = ("numpy", "nosuchpkg.sub")
+    """)
+    )
+    from bench import conformance
+
+    found = plugins.discover([tmp_path], builtin=False, installed=False)
+    plugin = found.find("dotted", "mlp")
+    assert plugin.missing == ("nosuchpkg.sub",)
+    (result,) = conformance.run_checks(plugin.cls, ["dlfs-mlp"])
+    assert not result.passed and result.detail == plugin.unavailable_reason

@@ -1,8 +1,8 @@
-"""The report's figures: matplotlib figures rendered to inline SVG strings.
+"""The report's figures drawn with matplotlib, as inline SVG strings (`draw`).
 
 Text stays text (`svg.fonttype: none`) in the page's system font stack, so the report needs
 no font files; the SVG's XML prologue and metadata (which name external URLs) are dropped
-so the figure can sit inside the HTML. Each implementation keeps one colour everywhere.
+so the figure can sit inside the HTML.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import matplotlib
 
@@ -20,18 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-PALETTE = (
-    "#4c72b0",
-    "#dd8452",
-    "#55a868",
-    "#c44e52",
-    "#8172b3",
-    "#937860",
-    "#da8bc3",
-    "#8c8c8c",
-    "#ccb974",
-    "#64b5cd",
-)
+from bench.report.figures import Bar, Curve, Figure, Point, Series, ThreadSeries
+from bench.report.format import NBSP, fmt_seconds
+
 INK = "#1f2933"
 LOG_SPAN = 30  # a time axis spanning more than this factor is drawn logarithmic
 LABEL_SIZE = 7.5
@@ -60,11 +50,6 @@ STYLE = {
 }
 # Only the first fonts of the stack exist in the browser; matplotlib measures with the last.
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
-
-
-def colours(names: Sequence[str]) -> dict[str, str]:
-    """A stable colour per implementation name (sorted, so every figure agrees)."""
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(sorted(set(names)))}
 
 
 def _text(label: str) -> str:
@@ -98,23 +83,8 @@ def _figure(width: float, height: float, left: float = 0.9, bottom: float = 0.55
 
 
 def _seconds(value: float, _position: object = None) -> str:
-    if value <= 0:
-        return "0"
-    if value < 1e-3:
-        return f"{value * 1e6:.3g} µs"
-    if value < 1:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value:.3g} s"
-
-
-@dataclass
-class Bar:
-    label: str
-    median: float
-    q1: float
-    q3: float
-    colour: str
-    emphasis: bool = False  # the scenario's original implementation: hatched
+    """Tick labels and bar values, written as the tables write them."""
+    return fmt_seconds(value).replace(NBSP, " ") if value > 0 else "0"
 
 
 def time_bars(bars: Sequence[Bar], salt: str) -> str:
@@ -173,13 +143,6 @@ def time_bars(bars: Sequence[Bar], salt: str) -> str:
         return to_svg(fig, salt)
 
 
-@dataclass
-class Curve:
-    label: str
-    colour: str
-    rounds: list[tuple[list[float], list[float]]]  # (seconds, accuracy) of each round
-
-
 def accuracy_curves(curves: Sequence[Curve], target: float | None, salt: str) -> str:
     """Test accuracy against cumulative training time, one thin line per measured round."""
     with plt.rc_context(STYLE):
@@ -214,15 +177,6 @@ def accuracy_curves(curves: Sequence[Curve], target: float | None, salt: str) ->
         ax.set_title("Accuracy vs training time")
         ax.legend(loc="best")
         return to_svg(fig, salt)
-
-
-@dataclass
-class Point:
-    label: str
-    colour: str
-    seconds: float
-    quality: float
-    on_front: bool
 
 
 def pareto_scatter(points: Sequence[Point], quality: str, salt: str) -> str:
@@ -269,17 +223,6 @@ def pareto_scatter(points: Sequence[Point], quality: str, salt: str) -> str:
         return to_svg(fig, salt)
 
 
-@dataclass
-class Series:
-    label: str
-    colour: str
-    sizes: list[float]
-    seconds: list[float]
-    exponent: float
-    scale: float
-    dashed: bool = False  # e.g. the same implementation at fewer threads
-
-
 def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
     """Median time against problem size on log-log axes, with each fitted power law."""
     with plt.rc_context(STYLE):
@@ -313,14 +256,6 @@ def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
         ax.set_title(f"Scaling with {size_name} (log-log)")
         ax.legend(loc="upper left")
         return to_svg(fig, salt)
-
-
-@dataclass(frozen=True)
-class ThreadSeries:
-    label: str
-    colour: str
-    threads: list[int]
-    speedups: list[float]  # median time at the fewest threads / median time at each
 
 
 def thread_scaling(series: Sequence[ThreadSeries], salt: str) -> str:
@@ -400,3 +335,16 @@ def _log_x_if_wide(ax: plt.Axes, values: Sequence[float]) -> None:
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+_PLOTS = {
+    "time_bars": time_bars,
+    "accuracy_curves": accuracy_curves,
+    "pareto_scatter": pareto_scatter,
+    "scaling": scaling,
+    "thread_scaling": thread_scaling,
+}
+
+
+def draw(figure: Figure) -> str:
+    return _PLOTS[figure.kind](*figure.arguments, figure.salt)

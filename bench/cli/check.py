@@ -1,0 +1,53 @@
+"""`bench check IMPL`: the conformance suite, the executable definition of the plugin
+contract, on any implementation found (including one just written)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+
+from bench import plugins
+from bench.cli.listing import print_broken
+from bench.cli.options import Groups, UsageError, split
+from bench.cli.terminal import console
+from bench.execution import plan
+from bench.names import check_name
+
+
+def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
+    parser = commands.add_parser(
+        "check", parents=[groups.plugins], help="run the conformance suite on an implementation"
+    )
+    parser.add_argument("impl", metavar="IMPL", help="implementation name (see `bench list`)")
+    parser.add_argument(
+        "--scenario", "-s", action="append", metavar="S", help="only these scenario(s)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench import conformance  # imports the reference math only for this command
+
+    found = plugins.discover(args.plugins)
+    print_broken(found)
+    check_name("implementation", args.impl, found.names())
+    scenarios = plan.select_scenarios(split(args.scenario))
+    models = {s.model for s in scenarios}
+    chosen = [p for p in found.plugins if p.name == args.impl and p.model in models]
+    if not chosen:
+        raise UsageError(f"{args.impl} implements none of the models of the selected scenarios")
+    failed = 0
+    for plugin in chosen:
+        console.print(f"[bold]{plugin.name}[/] ({plugin.model}) from {escape(plugin.source)}")
+        results = (
+            conformance.run_checks(plugin.cls, scenarios)
+            if plugin.available
+            else [conformance.CheckResult("requirements", False, plugin.unavailable_reason or "")]
+        )
+        for r in results:
+            mark = "[red]FAIL[/]" if not r.passed else "[yellow]skip[/]" if r.skipped else "pass"
+            console.print(f"  {mark} {escape(r.name)}: {escape(r.detail)}")
+        failed += sum(not r.passed for r in results)
+    console.print("[red]conformance: failed[/]" if failed else "[green]conformance: passed[/]")
+    return 1 if failed else 0

@@ -1,0 +1,73 @@
+"""`bench compare A B`: run B against run A, case by case; `--fail-above` makes it a CI gate
+(exit 1 on a regression beyond the noise)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+from rich.table import Table
+
+from bench.analysis import compare
+from bench.cli.options import Groups, UsageError, open_run
+from bench.cli.terminal import console, errors
+from bench.report.format import MISSING, finite, fmt_change, fmt_num, fmt_time
+
+COLUMNS = ("scenario", "implementation", "thr", "baseline", "candidate", "change",
+           "95% CI of change", "p (M-W)", "verdict")  # fmt: skip
+STYLE = {compare.REGRESSED: "bold red", compare.IMPROVED: "green"}
+
+
+def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
+    parser = commands.add_parser(
+        "compare", parents=[groups.results], help="run B against run A, case by case"
+    )
+    parser.add_argument("baseline", metavar="A", help="baseline run id or folder")
+    parser.add_argument("candidate", metavar="B", help="candidate run id or folder")
+    parser.add_argument(
+        "--fail-above",
+        metavar="PCT",
+        help="exit 1 if a case is significantly slower by more than PCT (e.g. 5%%)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    baseline = open_run(args.results_dir, args.baseline)
+    candidate = open_run(args.results_dir, args.candidate)
+    try:
+        threshold = compare.parse_threshold(args.fail_above or "5%")
+    except ValueError as error:
+        raise UsageError(f"--fail-above: {error}") from None
+    result = compare.compare_runs(baseline, candidate, threshold)
+    for warning in result.warnings:
+        errors.print(f"[yellow]warning:[/] {escape(warning)}")
+    table = Table(
+        title=f"{candidate.run_id} against {baseline.run_id}: median time per case",
+        title_justify="left",
+    )
+    for column in COLUMNS:
+        textual = column in ("scenario", "implementation", "verdict")
+        table.add_column(column, justify="left" if textual else "right")
+    for case in result.cases:
+        verdict = escape(case.verdict + (f" ({case.note})" if case.note else ""))
+        if case.verdict in STYLE:
+            verdict = f"[{STYLE[case.verdict]}]{verdict}[/]"
+        table.add_row(
+            escape(case.scenario),
+            escape(case.implementation),
+            str(case.threads),
+            fmt_time(case.baseline_median, case.baseline_extrapolated),
+            fmt_time(case.candidate_median, case.candidate_extrapolated),
+            fmt_change(case.ratio),
+            f"{case.low - 1:+.1%} … {case.high - 1:+.1%}" if finite(case.low) else MISSING,
+            fmt_num(case.p_value, 2),
+            verdict,
+        )
+    console.print(table)
+    regressions = result.regressions
+    console.print(
+        f"{len(regressions)} case(s) slower by more than {threshold:.0%} beyond the noise"
+        + (": " + ", ".join(escape(c.case_id) for c in regressions) if regressions else "")
+    )
+    return 1 if args.fail_above and regressions else 0

@@ -1,0 +1,67 @@
+"""`bench list`: the scenarios, and every implementation found, available or why not."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+from rich.table import Table
+
+from bench import plugins
+from bench.cli.options import Groups
+from bench.cli.terminal import console, errors
+from bench.scenarios import PROFILES, SCENARIOS, Scenario
+
+
+def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
+    parser = commands.add_parser(
+        "list", parents=[groups.plugins], help="scenarios and implementations"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    found = plugins.discover(args.plugins)
+    table = Table(title="Scenarios", title_justify="left")
+    for column in ("scenario", "model", "dataset", "smoke / quick / full budget", "what"):
+        table.add_column(column)
+    for s in SCENARIOS.values():
+        budgets = " / ".join(_budget_text(s, p) for p in PROFILES)
+        table.add_row(s.name, s.model, s.dataset, budgets, escape(s.title))
+    console.print(table)
+
+    table = Table(title="Implementations", title_justify="left")
+    for column in ("implementation", "model", "framework", "status", "source"):
+        table.add_column(column, overflow="fold")
+    for p in sorted(found.plugins, key=lambda p: (p.name, p.model)):
+        if p.available:
+            unsupported = [
+                f"{s.name}: {why}"
+                for s in SCENARIOS.values()
+                if s.model == p.model and (why := p.why_unsupported(s))
+            ]
+            status = "[green]available[/]" + "".join(
+                f"\n[yellow]not supported[/] {escape(u)}" for u in unsupported
+            )
+        else:
+            status = f"[yellow]skipped[/]: {escape(p.unavailable_reason or '')}"
+        table.add_row(p.name, p.model, escape(p.framework), status, escape(p.source))
+    console.print(table)
+    print_broken(found)
+    return 0
+
+
+def print_broken(found: plugins.Registry, consequence: str = "") -> None:
+    for broken in found.broken:
+        errors.print(
+            f"[red]broken plugin[/] {escape(broken.source)}: {escape(broken.error)}{consequence}"
+        )
+
+
+def _budget_text(scenario: Scenario, profile: str) -> str:
+    budget = scenario.budget(profile)
+    if budget.n_samples:
+        return f"{budget.n_samples:,} pts"
+    if budget.steps:
+        return f"{budget.steps:,} steps"
+    return f"{budget.epochs:g} ep"

@@ -1,0 +1,249 @@
+"""`bench run`: plan the cases, measure each in a fresh process, store the run, print its
+summary. Also the machinery `bench sweep` shares: a new run, its execution with progress,
+and the advice to resume it after Ctrl-C or a full disk."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import errno
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bench import datasets, outcomes, plugins
+from bench.cli.listing import print_broken
+from bench.cli.options import COUNT, POSITIVE_INT, SECONDS, Groups, UsageError, split
+from bench.cli.options import thread_counts as parse_thread_counts
+from bench.cli.terminal import console, errors, print_run
+from bench.execution import plan, runner, threads
+from bench.names import check_name
+from bench.records import BrokenPluginRecord, Case, CaseRecord, DatasetResolution, RunMeta
+from bench.scenarios import Scenario, scenario_to_json
+from bench.store import RunStore, new_run_id, results_root
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `bench run`, which `bench sweep` takes too."""
+    parser.add_argument(
+        "--scenario", "-s", action="append", help="scenario name(s), comma-separated"
+    )
+    parser.add_argument("--impl", "-i", action="append", help="implementation name(s)")
+    parser.add_argument("--profile", "-p", default="quick", help="smoke, quick (default) or full")
+    parser.add_argument(
+        "--dataset",
+        help="image dataset instead of the scenario's: "
+        + ", ".join(n for n in datasets.NAMES if n != "blobs"),
+    )
+    parser.add_argument(
+        "--rounds", type=POSITIVE_INT, help="measured rounds per case (default: profile)"
+    )
+    parser.add_argument("--warmup", type=COUNT, help="warm-up rounds, reported as cold start")
+    parser.add_argument(
+        "--threads",
+        "-t",
+        action="append",
+        help="thread count(s), e.g. 1,2 (default: all cores allotted)",
+    )
+    parser.add_argument("--device", action="append", help="device(s), default cpu")
+    parser.add_argument("--timeout", type=SECONDS, help="seconds per case before it is killed")
+    parser.add_argument(
+        "--round-cap",
+        type=SECONDS,
+        metavar="SECONDS",
+        help="stop each training round after this much training time; marked capped",
+    )
+    parser.add_argument("--seed", type=COUNT, default=0, help="base seed; round r uses seed+r")
+    parser.add_argument("--offline", action="store_true", help="never download datasets")
+    parser.add_argument(
+        "--no-peak", action="store_true", help="skip measuring the machine's GEMM/bandwidth peak"
+    )
+    parser.add_argument("--resume", metavar="RUN", help="finish the unfinished cases of RUN")
+
+
+def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
+    parser = commands.add_parser(
+        "run", parents=[groups.plugins, groups.results], help="measure cases and store a run"
+    )
+    add_run_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        return resume(args)
+    store, cases = new_run(args, parse_thread_counts(args.threads))
+    return execute_stored(store, cases, args) or finish(store)
+
+
+def resume(args: argparse.Namespace) -> int:
+    store = RunStore.open(results_root(args.results_dir), args.resume)
+    cases = list(store.meta.plan)
+    pending = len(cases) - len(store.finished() & {c.id for c in cases})
+    console.print(f"Resuming run [bold]{store.run_id}[/]: {pending} of {len(cases)} cases left")
+    return execute_stored(store, cases, args) or finish(store)
+
+
+def new_run(
+    args: argparse.Namespace, thread_counts: Sequence[int], overrides: Sequence[dict] = ({},)
+) -> tuple[RunStore, list[Case]]:
+    """Plan the run the options ask for, store its metadata, measure the machine's peak."""
+    from bench.execution import environment, peak
+
+    found = plugins.discover(args.plugins)
+    print_broken(found, " (its cases are missing from this run; `bench list` shows it too)")
+    scenarios = plan.select_scenarios(split(args.scenario))
+    implementations = split(args.impl)
+    thread_counts = list(thread_counts) or [threads.available_cores()]
+    # Every name is checked before the (possibly slow) dataset resolution.
+    plan.check_selection(found, implementations, args.profile)
+    resolutions = _resolve_datasets(scenarios, args)
+    cases = plan.plan(
+        found,
+        scenarios,
+        implementations=implementations,
+        profile=args.profile,
+        thread_counts=thread_counts,
+        devices=split(args.device) or ["cpu"],
+        rounds=args.rounds,
+        warmup_rounds=args.warmup,
+        timeout_s=args.timeout,
+        round_cap_s=args.round_cap,
+        seed=args.seed,
+        datasets=resolutions,
+        overrides=overrides,
+    )
+    if not cases:
+        raise UsageError(
+            "nothing to run: no implementation matches the selected scenarios (see `bench list`)"
+        )
+    meta = RunMeta(
+        run_id=new_run_id(args.profile),
+        started_at=dt.datetime.now().isoformat(timespec="seconds"),
+        command="bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        profile=args.profile,
+        datasets=resolutions,
+        broken_plugins=tuple(
+            BrokenPluginRecord(b.source, b.error, b.details) for b in found.broken
+        ),
+        environment=environment.fingerprint(max(thread_counts), PROJECT_DIR),
+        plan=tuple(cases),
+        scenarios={s.name: scenario_to_json(s) for s in scenarios},
+    )
+    store = RunStore.create(results_root(args.results_dir), meta)
+    console.print(
+        f"Run [bold]{store.run_id}[/]: {len(cases)} cases, profile {args.profile}, "
+        f"results in {store.directory}"
+    )
+    if not args.no_peak:
+        with console.status("Measuring the machine's peak GEMM rate and memory bandwidth"):
+            store.update_meta(
+                machine_peak={
+                    str(n): peak.measure_in_subprocess(n) for n in sorted(set(thread_counts))
+                }
+            )
+    return store, cases
+
+
+def _resolve_datasets(
+    scenarios: Sequence[Scenario], args: argparse.Namespace
+) -> dict[str, DatasetResolution]:
+    """Dataset per scenario, found or fetched once in this process, fallback announced."""
+    if args.dataset:
+        check_name("dataset", args.dataset, datasets.NAMES)
+        if args.dataset == "blobs":
+            raise UsageError(
+                "--dataset blobs: the image scenarios need images; K-Means "
+                "scenarios always use blobs"
+            )
+    resolved: dict[str, DatasetResolution] = {}
+    by_name: dict[str, DatasetResolution] = {}
+    for scenario in scenarios:
+        name = (
+            scenario.dataset if scenario.model == "kmeans" else (args.dataset or scenario.dataset)
+        )
+        if name not in by_name:
+            resolution = datasets.resolve(
+                name,
+                download=not args.offline,
+                log=lambda m: errors.print(f"[yellow]{escape(m)}[/]"),
+            )
+            if resolution.fallback_reason:
+                errors.print(f"[bold red]DATASET FALLBACK[/]: {escape(resolution.fallback_reason)}")
+            by_name[name] = resolution
+        resolved[scenario.name] = by_name[name]
+    return resolved
+
+
+def execute_stored(store: RunStore, cases: list[Case], args: argparse.Namespace) -> int:
+    """Run the cases; on Ctrl-C or a full disk say how to resume. Returns the exit code."""
+    again = f"bench {args.command} --resume {store.run_id}" + (
+        f" --results-dir {shlex.quote(str(results_root(args.results_dir)))}"
+        if args.results_dir
+        else ""
+    )
+    try:
+        _execute(store, cases)
+    except KeyboardInterrupt:
+        errors.print(
+            f"\n[yellow]Interrupted.[/] {len(store.finished())} finished case(s) are "
+            f"stored in {store.directory}. Finish the run with: {again}"
+        )
+        return 130
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        errors.print(
+            f"[red]error:[/] disk full while writing {escape(str(error.filename))}. "
+            f"Finished cases are intact in {store.directory}: free some space, "
+            f"then {again}"
+        )
+        return 1
+    return 0
+
+
+def _execute(store: RunStore, cases: list[Case]) -> None:
+    todo = [c for c in cases if c.id not in store.finished()]
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("cases", total=len(todo))
+
+        def on_start(case: Case) -> None:
+            progress.update(
+                task, description=f"{case.scenario} · {case.implementation} · {case.threads}t"
+            )
+
+        def on_done(case: Case, record: CaseRecord) -> None:
+            if record.status != outcomes.OK:
+                progress.console.print(
+                    f"[yellow]{case.id}: {record.status}[/] {escape(str(record.reason or ''))}"
+                )
+            progress.advance(task)
+
+        runner.execute(store, todo, on_start=on_start, on_done=on_done)
+    store.update_meta(finished_at=dt.datetime.now().isoformat(timespec="seconds"))
+
+
+def finish(store: RunStore) -> int:
+    print_run(store)
+    return 0

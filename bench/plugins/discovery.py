@@ -1,0 +1,122 @@
+"""Finding implementations: the `implementations/` folder, `--plugins DIR` folders, and
+installed distributions exposing the entry-point group `bench.implementations`.
+
+Each plugin source is imported on its own; one that fails is kept as a `BrokenPlugin` with
+its file and error while the others load. A declared requirement that is not installed makes
+the implementation *unavailable, with the reason* rather than absent.
+
+Importing a plugin imports its framework (TensorFlow alone takes seconds), so what a plugin
+folder declares is cached, keyed by its files' and the harness contract's sizes and
+modification times: listing and planning then import nothing, and only the worker of a case
+imports its own plugin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import traceback
+from collections.abc import Iterable
+from dataclasses import asdict
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import platformdirs
+
+from bench import api, scenarios
+from bench.files import write_cache
+from bench.plugins import declarations
+from bench.plugins.declarations import BrokenPlugin, Plugin, PluginInfo, Registry
+from bench.plugins.loading import ENTRY_POINT_GROUP, Source, load_source
+
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "implementations"
+CACHE_FILE = Path(platformdirs.user_cache_dir("bench")) / "plugins.json"
+# The harness modules whose change alters what a plugin declares: the contract, the scenarios
+# support is declared for, and how declarations are read.
+_CONTRACT = (api, scenarios, declarations, sys.modules[__name__])
+
+
+def discover(
+    plugin_dirs: Iterable[Path] = (),
+    *,
+    builtin: bool = True,
+    installed: bool = True,
+) -> Registry:
+    registry = Registry()
+    sources: list[tuple[str, Source]] = []
+    for folder in ([BUILTIN_DIR] if builtin else []) + [Path(d).resolve() for d in plugin_dirs]:
+        if not folder.is_dir():
+            registry.broken.append(BrokenPlugin(f"path:{folder}", "not a folder", ""))
+            continue
+        sources += [(f"path:{path}", path) for path in plugin_paths(folder)]
+    if installed:
+        sources += [
+            (f"entry-point:{ep.name} ({ep.value})", ep)
+            for ep in entry_points(group=ENTRY_POINT_GROUP)
+        ]
+    cache = _read_cache()
+    cache_changed = False
+    seen: dict[tuple[str, str], str] = {}
+    for source, target in sources:
+        key = _cache_key(source, target)
+        if key in cache:
+            infos = [PluginInfo.from_json(item) for item in cache[key]]
+        else:
+            try:
+                collected = load_source(target)
+            except Exception as error:
+                registry.broken.append(
+                    BrokenPlugin(source, f"{type(error).__name__}: {error}", traceback.format_exc())
+                )
+                continue
+            infos = [PluginInfo.of(cls, collected.missing_imports) for cls in collected.classes]
+            if key is not None:
+                cache[key] = [asdict(info) for info in infos]
+                cache_changed = True
+        for info in infos:
+            identity = (info.name, info.model)
+            if identity in seen:
+                registry.broken.append(
+                    BrokenPlugin(
+                        source,
+                        f"duplicate implementation {info.name!r} for model {info.model!r} "
+                        f"(already registered by {seen[identity]}); rename one",
+                        "",
+                    )
+                )
+                continue
+            seen[identity] = source
+            registry.plugins.append(Plugin.found(info, source))
+    if cache_changed:
+        write_cache(CACHE_FILE, lambda out: out.write(json.dumps(cache).encode()))
+    return registry
+
+
+def _cache_key(source: str, target: Source) -> str | None:
+    """Changes whenever a file of the plugin folder, the harness contract or the Python
+    environment changes. Entry points are not cached: their code lives elsewhere."""
+    if not isinstance(target, Path):
+        return None
+    files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    contract = [Path(module.__file__) for module in _CONTRACT]
+    stamp = [(str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in [*files, *contract]]
+    return hashlib.sha256(json.dumps([source, sys.executable, stamp]).encode()).hexdigest()
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(CACHE_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def plugin_paths(folder: Path) -> list[Path]:
+    """Modules (`*.py`) and packages (sub-folders with `__init__.py`) directly in `folder`."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(("_", ".")):
+            continue
+        if (path.is_file() and path.suffix == ".py") or (path / "__init__.py").is_file():
+            found.append(path)
+    return found

@@ -1,0 +1,59 @@
+"""The stored runs a report is made from, read once: records, definitions, tidy tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.analysis.tables import tidy_tables
+from bench.records import RUN_FILE, TABLE_NAMES, CaseRecord, RunMeta
+from bench.scenarios import Scenario
+from bench.store import RunStore
+
+
+@dataclass
+class Runs:
+    """One or more stored runs, their tables concatenated with a `run_id` column."""
+
+    stores: list[RunStore]
+    metas: list[RunMeta]
+    records: dict[tuple[str, str], CaseRecord]  # (run_id, case_id) -> case record
+    scenarios: dict[str, Scenario]  # as the runs stored them (the first run's, if several)
+    rounds: pd.DataFrame
+    curves: pd.DataFrame
+    summary: pd.DataFrame
+
+    @classmethod
+    def load(cls, stores: Sequence[RunStore]) -> Runs:
+        metas, records = [], {}
+        frames: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_NAMES}
+        scenarios: dict[str, Scenario] = {}
+        for store in stores:
+            meta, cases, defined = store.meta, store.cases(), store.scenarios()
+            metas.append(meta)
+            for name, scenario in defined.items():
+                scenarios.setdefault(name, scenario)
+            for case in cases:
+                records[(store.run_id, case.case.id)] = case
+            for name, frame in tidy_tables(cases, meta, defined).items():
+                frames[name].append(frame.assign(run_id=store.run_id))
+        tables = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
+        return cls(list(stores), metas, records, scenarios, **tables)
+
+    @property
+    def multiple(self) -> bool:
+        return len(self.stores) > 1
+
+
+def run_time(store: RunStore) -> dt.datetime:
+    """When the run started (run.json), else from the run id, else the file's time."""
+    started = store.meta.started_at
+    if started:
+        return dt.datetime.fromisoformat(started)
+    try:
+        return dt.datetime.strptime(store.run_id[:15], "%Y%m%d-%H%M%S")
+    except ValueError:
+        return dt.datetime.fromtimestamp((store.directory / RUN_FILE).stat().st_mtime)

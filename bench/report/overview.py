@@ -1,0 +1,219 @@
+"""The parts of the report around the scenario sections: the header with each run and its
+outcomes, the banners, "at a glance", the cases that did not finish cleanly, the comparison
+with a baseline run, and the environment of each run."""
+
+from __future__ import annotations
+
+import math
+
+from bench import outcomes
+from bench.analysis import compare
+from bench.records import RunMeta
+from bench.report.format import (
+    MISSING,
+    finite,
+    fmt_bytes,
+    fmt_change,
+    fmt_num,
+    fmt_pct,
+    fmt_time,
+)
+from bench.report.load import Runs, run_time
+from bench.report.rows import headline, quality_column, quality_text, speed_words
+from bench.scenarios import Scenario
+from bench.store import RunStore
+
+
+def runs_header(runs: Runs) -> list[dict]:
+    return [
+        {
+            "run_id": store.run_id,
+            "started": run_time(store).strftime("%Y-%m-%d %H:%M"),
+            "profile": meta.profile,
+            "machine": machine_line(meta.environment),
+            "cases": len(meta.plan),
+            "datasets": sorted({d.used for d in meta.datasets.values()}),
+        }
+        for store, meta in zip(runs.stores, runs.metas, strict=True)
+    ]
+
+
+def statuses(runs: Runs) -> dict[str, int]:
+    """How many cases ended in each status, in the order of `outcomes.STATUSES`; "capped"
+    follows "ok": the ok cases whose rounds hit the time cap."""
+    summary = runs.summary
+    counts = summary["status"].value_counts().to_dict() if len(summary) else {}
+    order = [*outcomes.STATUSES, *sorted(set(counts) - set(outcomes.STATUSES))]
+    if len(summary) and "capped_rounds" in summary:
+        counts["capped"] = int((summary["capped_rounds"].fillna(0) > 0).sum())
+        order.insert(order.index(outcomes.OK) + 1, "capped")
+    return {status: counts[status] for status in order if counts.get(status)}
+
+
+def fallbacks(runs: Runs) -> list[dict]:
+    found: dict[tuple, list[str]] = {}
+    for meta in runs.metas:
+        for scenario, dataset in meta.datasets.items():
+            if dataset.fallback_reason:
+                key = (dataset.requested, dataset.used, dataset.fallback_reason)
+                found.setdefault(key, []).append(scenario)
+    return [
+        {"requested": k[0], "used": k[1], "reason": k[2], "scenarios": sorted(set(v))}
+        for k, v in found.items()
+    ]
+
+
+def problems(runs: Runs) -> list[dict]:
+    found = []
+    for (run_id, _), record in sorted(runs.records.items()):
+        spec, measured, capped = record.case, record.measured_rounds, record.capped_rounds
+        if record.status == outcomes.OK and not capped:
+            continue
+        reason = record.reason or ""
+        if record.status == outcomes.OK:
+            reason = f"{capped} of {len(measured)} measured rounds stopped at the time cap"
+        found.append(
+            {
+                "run_id": run_id if runs.multiple else "",
+                "scenario": spec.scenario,
+                "implementation": spec.implementation,
+                "threads": spec.threads,
+                "status": record.status if record.status != outcomes.OK else "capped",
+                "reason": reason,
+                "kept": len(measured),
+                "details": (record.log_tail or record.details or "").strip(),
+            }
+        )
+    return found
+
+
+def glance(section: dict, scenario: Scenario) -> dict:
+    """The line of the first table: fastest case, its speed-up and quality."""
+    ok = [r for r in headline(section["rows"]) if r.ok]
+    line = {"name": section["name"], "anchor": section["anchor"], "title": section["title"]}
+    line["cases"] = f"{sum(r.ok for r in section['rows'])} of {len(section['rows'])}"
+    if not ok:
+        line["fastest"] = None
+        return line
+    fastest = min(ok, key=lambda r: r.time["median"])
+    best = max(ok, key=lambda r: r.get(quality_column(scenario)) or -math.inf)
+    line.update(
+        fastest=fastest.label,
+        flags=fastest.flags,
+        time=fmt_time(fastest.time["median"], fastest.extrapolated),
+        speedup=(
+            f"reference ({fastest.reference})"
+            if fastest.implementation == fastest.reference
+            else speed_words(fastest)
+        ),
+        quality=quality_text(fastest, scenario),
+        best=None if best is fastest else f"{best.label}: {quality_text(best, scenario)}",
+    )
+    return line
+
+
+def machine_line(env: dict) -> str:
+    parts = [env.get("cpu_model") or "unknown CPU"]
+    cores = env.get("cores_allowed") or env.get("cores_logical")
+    if cores:
+        parts.append(f"{cores} cores")
+    memory = env.get("memory_limit_bytes") or env.get("memory_total_bytes")
+    if memory:
+        parts.append(fmt_bytes(memory) + " memory")
+    parts.append(env.get("distribution") or env.get("os") or "unknown OS")
+    parts.append(f"Python {env.get('python_version', '?')}")
+    blas = _blas_text(env)
+    if blas:
+        parts.append(blas)
+    if env.get("git_commit"):
+        parts.append(f"git {env['git_commit'][:10]}{' (dirty)' if env.get('git_dirty') else ''}")
+    return " · ".join(parts)
+
+
+def _blas_text(env: dict) -> str:
+    libraries = env.get("blas") or []
+    found = dict.fromkeys(
+        f"{b.get('internal_api', '?')} {b.get('version') or ''}".strip() for b in libraries
+    )
+    return ", ".join(found)
+
+
+def environment(store: RunStore, meta: RunMeta) -> dict:
+    env = meta.environment
+    cores = (
+        f"{env.get('cores_logical')} logical, {env.get('cores_physical')} physical, "
+        f"{env.get('cores_allowed')} allowed to this run"
+    )
+    memory = fmt_bytes(env.get("memory_total_bytes"))
+    if env.get("memory_limit_bytes"):
+        memory += f" (container limit {fmt_bytes(env['memory_limit_bytes'])})"
+    system = (env.get("distribution"), env.get("os"), env.get("kernel"), env.get("machine"))
+    commit = (env.get("git_commit") or "unknown") + (
+        " (uncommitted changes)" if env.get("git_dirty") else ""
+    )
+    facts = [
+        ("CPU", env.get("cpu_model")),
+        ("Cores", cores),
+        ("Threads per case", env.get("threads")),
+        ("Memory", memory),
+        ("OS", " · ".join(str(v) for v in system if v)),
+        ("Python", f"{env.get('python_implementation', '')} {env.get('python_version', '')}"),
+        ("BLAS", _blas_text(env) or None),
+        ("GPU", env.get("gpu") or "none"),
+        ("Git commit", commit),
+        ("Host", env.get("hostname")),
+    ]
+    peaks = [
+        {
+            "threads": threads,
+            "f32": fmt_num(peak.get("gemm_gflops")),
+            "f64": fmt_num(peak.get("gemm_f64_gflops")),
+            "bandwidth": fmt_num(peak.get("bandwidth_gbs")),
+        }
+        for threads, peak in sorted(
+            (meta.machine_peak or {}).items(), key=lambda item: int(item[0])
+        )
+        if isinstance(peak, dict)
+    ]
+    return {
+        "run_id": store.run_id,
+        "command": meta.command,
+        "results": str(store.directory),
+        "facts": [(k, v) for k, v in facts if v not in (None, "")],
+        "packages": [(k, v) for k, v in (env.get("packages") or {}).items() if v],
+        "peaks": peaks,
+        "variables": sorted((env.get("environment_variables") or {}).items()),
+    }
+
+
+def comparison(baseline: RunStore, candidate: RunStore) -> dict:
+    result = compare.compare_runs(baseline, candidate)
+    rows = []
+    for case in result.cases:
+        rows.append(
+            {
+                "scenario": case.scenario,
+                "implementation": case.implementation,
+                "threads": case.threads,
+                "case_id": case.case_id,
+                "baseline": fmt_time(case.baseline_median, case.baseline_extrapolated),
+                "candidate": fmt_time(case.candidate_median, case.candidate_extrapolated),
+                "change": fmt_change(case.ratio),
+                "interval": (
+                    f"{case.low - 1:+.1%} to {case.high - 1:+.1%}" if finite(case.low) else MISSING
+                ),
+                "p": fmt_num(case.p_value, 2),
+                "verdict": case.verdict,
+                "note": case.note,
+                "css": case.verdict.replace(" ", "-"),
+            }
+        )
+    return {
+        "baseline": result.baseline,
+        "candidate": result.candidate,
+        "threshold": fmt_pct(result.threshold, 0),
+        "rows": rows,
+        "regressions": len(result.regressions),
+        "improvements": sum(c.verdict == compare.IMPROVED for c in result.cases),
+        "warnings": result.warnings,
+    }

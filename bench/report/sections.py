@@ -1,0 +1,418 @@
+"""One section per scenario: its table, its K-Means agreement, and the data of its figures.
+
+Plain data only: the table is rows of cells, the figures are `figures.Figure` specs that the
+HTML rendering draws (the Markdown summary draws none).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bench import outcomes
+from bench.analysis.stats import loglog_fit, pareto_front
+from bench.analysis.tables import SWEEP_PREFIX
+from bench.report import figures
+from bench.report.format import (
+    EXTRAPOLATED,
+    MISSING,
+    NBSP,
+    fmt_bytes,
+    fmt_cores,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    fmt_seconds,
+    fmt_size,
+    fmt_speedup,
+    fmt_threads,
+)
+from bench.report.load import Runs
+from bench.report.rows import CaseRow, case_rows, headline, quality_column, sweep_columns, varying
+from bench.scenarios import Scenario
+
+REASON_CHARS_IN_TABLE = 140
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell: a main value and an optional detail shown smaller beneath it."""
+
+    main: str
+    detail: str = ""
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[dict] = field(default_factory=list)  # {"css": str, "cells": list[Cell]}
+    notes: bool = False  # whether the last column is the Notes column
+
+
+def anchor(name: str) -> str:
+    return "scenario-" + re.sub(r"[^a-z0-9-]+", "-", name.lower())
+
+
+def reference_note(scenario: Scenario, rows: list[CaseRow]) -> str:
+    original = scenario.original or None
+    references = sorted({r.reference for r in rows if r.reference})
+    if original and references == [original]:
+        return (
+            f"Speed-ups are relative to {original}, the article's original implementation; "
+            "the small line beneath is the 95 % bootstrap confidence interval."
+        )
+    if not references:
+        return ""
+    missing = (
+        f"{original} (the article's original) has no measured case here"
+        if original
+        else ("this scenario names no original implementation")
+    )
+    return f"{missing}; speed-ups are relative to the fastest: {', '.join(references)}."
+
+
+def _time_cell(row: CaseRow) -> Cell:
+    iqr = f"±{NBSP}{fmt_seconds(row.time['iqr'])}" if row.time["n"] > 1 else ""
+    if row.extrapolated:
+        measured = f"{EXTRAPOLATED} · measured {fmt_seconds(row.wall['median'])}"
+        return Cell(fmt_seconds(row.time["median"]), f"{iqr} · {measured}" if iqr else measured)
+    return Cell(fmt_seconds(row.time["median"]), iqr)
+
+
+def _speedup_cell(row: CaseRow) -> Cell:
+    if not row.measured:
+        return Cell(MISSING)
+    if row.implementation == row.reference:
+        return Cell("reference")
+    main, _, interval = fmt_speedup(row.speedup).partition(" (")
+    detail = interval.rstrip(")")
+    if row.capped:
+        detail += f"{' · ' if detail else ''}from samples/s (capped)"
+    return Cell(main, detail)
+
+
+def summary_table(scenario: Scenario, rows: list[CaseRow], inertia: dict[str, str]) -> Table:
+    """The scenario's table; `inertia` is the K-Means agreement note of each case id."""
+    reference = rows[0].reference if rows and rows[0].reference else "the original"
+    columns = ["Implementation", "Train time" if scenario.trains else "Fit time"]
+    columns.append(f"Speed-up vs {reference}")
+    if scenario.trains:
+        columns += ["Test accuracy", f"Time to {scenario.target:g}"]
+    else:
+        columns += ["Time per iteration", "Inertia vs reference", "ARI"]
+    columns += ["CPU use", "Peak RSS", "Samples/s", "GFLOP/s", "n", "Notes"]
+    fastest: dict[tuple, CaseRow] = {}
+    for row in rows:
+        if row.ok:
+            fastest.setdefault(row.group, row)
+    table = Table(columns)
+    for row in rows:
+        cells = [Cell(row.label), _time_cell(row), _speedup_cell(row)]
+        if scenario.trains:
+            train = row.get("train_accuracy_median")
+            cells.append(
+                Cell(
+                    fmt_pct(row.get("test_accuracy_median"), 2),
+                    f"train {fmt_pct(train, 2)}" if train is not None else "",
+                )
+            )
+            reached = row.get("time_to_target_seconds_median")
+            missed = "not reached" if row.measured else MISSING
+            cells.append(Cell(fmt_seconds(reached) if reached is not None else missed))
+        else:
+            iterations = row.get("n_iter_median")
+            cells.append(
+                Cell(
+                    fmt_seconds(row.get("seconds_per_iteration_median")),
+                    f"{fmt_num(iterations)} iterations" if iterations is not None else "",
+                )
+            )
+            cells.append(Cell(inertia.get(row.case_id, MISSING)))
+            cells.append(Cell(fmt_num(row.get("adjusted_rand_index_median"), 4)))
+        cores = row.get("effective_cores_median")
+        share = row.get("peak_share_median")
+        cells += [
+            Cell(
+                fmt_pct(row.get("utilisation_median"), 0),
+                f"{fmt_cores(cores)} cores" if cores is not None else "",
+            ),
+            Cell(fmt_bytes(row.get("peak_rss_bytes_median"))),
+            Cell(fmt_int(row.get("samples_per_second_median"))),
+            Cell(
+                fmt_num(row.get("gflops_median")),
+                f"{100 * share:.2g}{NBSP}% of peak" if share is not None else "",
+            ),
+            Cell(str(row.time["n"])),
+            Cell(notes(row)),
+        ]
+        table.rows.append({"css": _row_class(row, fastest.get(row.group) is row), "cells": cells})
+    table.notes = any(r["cells"][-1].main for r in table.rows)
+    if not table.notes:
+        table.columns.pop()
+        for r in table.rows:
+            r["cells"].pop()
+    return table
+
+
+def notes(row: CaseRow, limit: int | None = REASON_CHARS_IN_TABLE) -> str:
+    """The row's flags and, for a case that is not ok, its status and reason."""
+    found = [*row.flags]
+    if row.status != outcomes.OK:
+        reason = " ".join(row.reason.split())
+        if limit is not None and len(reason) > limit:
+            reason = reason[: limit - 1] + "…"
+        found.append(f"{row.status}: {reason}" if reason else row.status)
+    return "; ".join(found)
+
+
+def _row_class(row: CaseRow, fastest: bool) -> str:
+    classes = []
+    if fastest:
+        classes.append("fastest")
+    if row.flags:
+        classes.append("flagged")
+    if not row.ok:
+        classes.append("not-ok")
+    return " ".join(classes) or "plain"
+
+
+def kmeans_agreement(runs: Runs, scenario: Scenario, rows: list[CaseRow]) -> dict:
+    """Relative inertia difference of each case to the reference's, round by round (the
+    same initial centroids in every round of every case); each case shows its worst round.
+    Returns the note per case id (`notes`) and what the section says of them all."""
+    measured = runs.rounds[
+        (runs.rounds["scenario"] == scenario.name) & ~runs.rounds["warmup"].astype(bool)
+    ]
+    by_case = {
+        (row.run_id, row.case_id): measured[
+            (measured["run_id"] == row.run_id) & (measured["case_id"] == row.case_id)
+        ].set_index("round")["inertia"]
+        for row in rows
+        if row.measured
+    }
+    reference = {r.group: r for r in rows if r.measured and r.implementation == r.reference}
+    notes_by_case, disagree, worst = {}, [], 0.0
+    for row in rows:
+        ref = reference.get(row.group)
+        if not row.measured or ref is None:
+            continue
+        if row is ref:
+            notes_by_case[row.case_id] = "reference"
+            continue
+        mine, theirs = by_case[(row.run_id, row.case_id)], by_case[(ref.run_id, ref.case_id)]
+        common = mine.index.intersection(theirs.index)
+        if common.empty:
+            notes_by_case[row.case_id] = "no common rounds"
+            continue
+        difference = float(((mine[common] - theirs[common]).abs() / theirs[common].abs()).max())
+        within = difference <= scenario.target
+        shown = f"{difference:.1e}" if difference else "0"
+        notes_by_case[row.case_id] = f"{shown} {'✓' if within else '✗'}"
+        worst = max(worst, difference)
+        if not within:
+            disagree.append(f"{row.label} ({difference:.1e})")
+    return {
+        "notes": notes_by_case,
+        "target": scenario.target,
+        "worst": worst,
+        "disagree": disagree,
+    }
+
+
+def _scaling(rows: list[CaseRow], colours: dict[str, str], salt: str) -> list[dict]:
+    """One log-log plot and fitted exponent per swept size, when the run is a sweep."""
+    summary = pd.DataFrame([{**r.values, "_row": r} for r in rows if r.ok])
+    if summary.empty:
+        return []
+    plotted = []
+    sweeps = varying(summary, sweep_columns(summary))
+    for column in sweeps:
+        key = column.removeprefix(SWEEP_PREFIX)
+        others = [c for c in sweeps if c != column]
+        series, fits = [], []
+        group_columns = ["implementation", "threads", "device", "run_id", *others]
+        for identity, frame in summary.groupby(group_columns, dropna=False, sort=True):
+            points = frame.sort_values(column)
+            sizes = [float(v) for v in points[column]]
+            seconds = [float(r.time["median"]) for r in points["_row"]]
+            fit = loglog_fit(sizes, seconds)
+            extra = [
+                f"{o.removeprefix(SWEEP_PREFIX)}={v:g}"
+                for o, v in zip(others, identity[4:], strict=True)
+            ]
+            if summary["threads"].nunique() > 1:  # a thread sweep: one line per count
+                extra.insert(0, fmt_threads(identity[1]))
+            if summary["device"].nunique() > 1:
+                extra.insert(0, str(identity[2]))
+            label = " · ".join([identity[0], *extra])
+            # Fewer threads than the most in the sweep: dashed, beside the solid line.
+            dashed = bool(identity[1] < summary["threads"].max())
+            series.append(
+                figures.Series(label, colours[identity[0]], sizes, seconds, **fit, dashed=dashed)
+            )
+            fits.append(
+                {
+                    "label": label,
+                    "exponent": fmt_num(fit["exponent"], 3),
+                    "sizes": len(sizes),
+                    "range": f"{min(sizes):g}–{max(sizes):g}",
+                }
+            )
+        size_name = key.replace("_", " ")
+        plotted.append(
+            {
+                "key": key,
+                "figure": figures.Figure("scaling", (series, size_name), f"{salt}-{key}"),
+                "fits": fits,
+            }
+        )
+    return plotted
+
+
+def _thread_scaling(rows: list[CaseRow], colours: dict[str, str], salt: str) -> dict | None:
+    """Speed-up and parallel efficiency per implementation, when it ran at several thread
+    counts (a sweep with --threads 1,2,...); at the largest sweep sizes only."""
+    groups: dict[tuple, list[CaseRow]] = {}
+    for row in headline(rows):
+        if row.ok:
+            key = (row.run_id, row.implementation, row.get("device"))
+            groups.setdefault(key, []).append(row)
+    series, table = [], []
+    for (_, implementation, device), members in sorted(groups.items(), key=lambda g: g[0][1:]):
+        by_threads = {int(r.get("threads")): r for r in members}
+        if len(by_threads) < 2:
+            continue
+        threads = sorted(by_threads)
+        base = by_threads[threads[0]].time["median"]
+        speedups = [base / by_threads[t].time["median"] for t in threads]
+        label = implementation if device in (None, "cpu") else f"{implementation} ({device})"
+        series.append(figures.ThreadSeries(label, colours[implementation], threads, speedups))
+        for t, speedup in zip(threads, speedups, strict=True):
+            table.append(
+                {
+                    "label": label,
+                    "threads": t,
+                    "median": fmt_seconds(by_threads[t].time["median"]),
+                    "speedup": f"{speedup:.2f}×",
+                    "efficiency": f"{speedup / (t / threads[0]):.0%}",
+                }
+            )
+    if not series:
+        return None
+    return {"figure": figures.Figure("thread_scaling", (series,), f"{salt}-threads"), "rows": table}
+
+
+def _curves(runs: Runs, rows: list[CaseRow], colours: dict[str, str]) -> list[figures.Curve]:
+    if runs.curves.empty or "test_accuracy" not in runs.curves:
+        return []
+    measured = runs.curves[~runs.curves["warmup"].astype(bool)]
+    curves = []
+    for row in rows:
+        if not row.measured:
+            continue
+        mine = measured[(measured["run_id"] == row.run_id) & (measured["case_id"] == row.case_id)]
+        mine = mine.dropna(subset=["test_accuracy"])
+        if mine.empty:
+            continue
+        rounds = [
+            (list(points["train_seconds"]), list(points["test_accuracy"]))
+            for _, points in mine.sort_values("train_seconds").groupby("round")
+        ]
+        curves.append(figures.Curve(row.short_chart_label, colours[row.implementation], rounds))
+    return curves
+
+
+def scenario_section(runs: Runs, scenario: Scenario, colours: dict[str, str]) -> dict:
+    rows = case_rows(runs, scenario)
+    salt = anchor(scenario.name)
+    # Only the runs that included this scenario say which data it ran on.
+    used = [m.datasets[scenario.name].used for m in runs.metas if scenario.name in m.datasets]
+    section = {
+        "name": scenario.name,
+        "anchor": salt,
+        "title": scenario.title,
+        "article": scenario.article,
+        "model": scenario.model,
+        "dataset": ", ".join(sorted({name for name in used if name}) or ["?"]),
+        "target": (
+            f"test accuracy {scenario.target:g}"
+            if scenario.trains
+            else f"inertia within {scenario.target:g} (relative) of the reference"
+        ),
+        "rows": rows,
+        "empty": not rows,
+        "reference_note": reference_note(scenario, rows),
+        "table": None,
+        "kmeans": None,
+        "bars": None,
+        "curves": None,
+        "scatter": None,
+        "front": [],
+        "sizes": "",
+        "scaling": [],
+        "threads": None,
+    }
+    if not rows:
+        return section
+    if scenario.model == "kmeans" and any(r.measured for r in rows):
+        section["kmeans"] = kmeans_agreement(runs, scenario, rows)
+    inertia = section["kmeans"]["notes"] if section["kmeans"] else {}
+    section["table"] = summary_table(scenario, rows, inertia)
+    section["scaling"] = _scaling(rows, colours, salt)
+    section["threads"] = _thread_scaling(rows, colours, salt)
+    measured = [r for r in rows if r.measured]
+    if not measured:
+        return section
+    bars = [
+        figures.Bar(
+            r.chart_label,
+            r.time["median"],
+            r.time["q1"],
+            r.time["q3"],
+            colours[r.implementation],
+            emphasis=r.implementation == r.reference,
+        )
+        for r in measured
+    ]
+    section["bars"] = figures.Figure("time_bars", (bars,), f"{salt}-bars")
+    # Curves and the quality/time trade-off compare like with like: one size per sweep.
+    measured = [r for r in headline(rows) if r.measured]
+    curves = _curves(runs, measured, colours)
+    if curves:
+        target = scenario.target if scenario.trains else None
+        section["curves"] = figures.Figure("accuracy_curves", (curves, target), f"{salt}-curves")
+    _add_scatter(section, scenario, measured, colours)
+    return section
+
+
+def _add_scatter(
+    section: dict, scenario: Scenario, measured: list[CaseRow], colours: dict[str, str]
+) -> None:
+    """Quality against the measured time: a point that was observed. A capped case's point is
+    true (this accuracy after this time) but it did not do the scenario's work: it is drawn,
+    never part of the front."""
+    quality = [r.get(quality_column(scenario)) for r in measured]
+    if all(q is None for q in quality):
+        return
+    seconds = [r.wall["median"] for r in measured]
+    front = pareto_front(
+        seconds,
+        [math.nan if q is None or r.capped else q for r, q in zip(measured, quality, strict=True)],
+    )
+    points = [
+        figures.Point(
+            r.short_chart_label, colours[r.implementation], s, math.nan if q is None else q, f
+        )
+        for r, s, q, f in zip(measured, seconds, quality, front, strict=True)
+    ]
+    axis = "test accuracy" if scenario.trains else "adjusted Rand index"
+    section["scatter"] = figures.Figure(
+        "pareto_scatter", (points, axis), f"{section['anchor']}-scatter"
+    )
+    section["front"] = [r.label for r, f in zip(measured, front, strict=True) if f]
+    section["sizes"] = ", ".join(
+        f"{key}={fmt_size(value)}" for key, value in measured[0].sizes.items()
+    )

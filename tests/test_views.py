@@ -1,0 +1,176 @@
+"""Every view of a stored run reads the same numbers from the store and writes nothing:
+one comparable time per case, the stored definitions and FLOPs, any stored format."""
+
+import hashlib
+import os
+import shutil
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from runs import case, store_run, training_round
+
+from bench import cli, report
+from bench.analysis import compare
+from bench.analysis.tables import tidy_tables
+from bench.records import CaseRecord
+from bench.report import plots
+from bench.report.format import fmt_seconds
+from bench.scenarios import SCENARIOS, scenario_to_json
+from bench.store import RunStore
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+# Stored by the harness at 659e55e (run format 1): three scenarios, a capped case.
+FORMAT_1_RUN = FIXTURES / "20261201-210058-smoke"
+
+
+def _capped_run(root: Path) -> RunStore:
+    """dlfs-mlp's only case: three rounds capped at 6 s after 1 of their 100 steps, so its
+    comparable time is 600 s (10 min) while 6 s was measured."""
+    rounds = [training_round(0, 7.0, warmup=True, steps=1, planned_steps=100, capped=True)]
+    rounds += [
+        training_round(i, 6.0, steps=1, planned_steps=100, capped=True, test_examples=500)
+        for i in (1, 2, 3)
+    ]
+    record = CaseRecord(case("dlfs-mlp", "numpy-vectorized"), "ok", rounds=tuple(rounds))
+    return store_run(root, [record])
+
+
+def test_every_view_reports_the_same_comparable_time_for_a_capped_case(tmp_path, capsys):
+    store = _capped_run(tmp_path / "results")
+    ten_minutes = fmt_seconds(600.0)
+    assert ten_minutes == "10\xa0min"
+    context = report.build([store])
+    (section,) = context["sections"]
+    (row,) = section["rows"]
+    assert (row.time["median"], row.wall["median"], row.extrapolated) == (600.0, 6.0, True)
+    # the scenario's table: the comparable time, saying it is extrapolated from what
+    (cells,) = [r["cells"] for r in section["table"].rows]
+    assert cells[1].main == ten_minutes
+    assert "extrapolated · measured 6\xa0s" in cells[1].detail
+    # the bars
+    (bar,) = section["bars"].arguments[0]
+    assert bar.median == 600.0 and "capped" in bar.label
+    assert "10 min" in plots.draw(section["bars"])
+    # at a glance, and the articles' "time" rows
+    (glance,) = context["glance"]
+    assert glance["time"] == f"{ten_minutes} (extrapolated)"
+    (articles,) = context["articles"]
+    (time,) = [
+        p["here"]
+        for p in articles["published"]
+        if (p["implementation"], p["metric"]) == ("numpy-vectorized", "train time")
+    ]
+    assert time == f"{ten_minutes} (extrapolated) (profile quick)"
+    # the Markdown summary: the glance line and the case's line
+    markdown = report.render_markdown(context)
+    assert markdown.count("10 min (extrapolated)") == 2
+    # bench compare, in Python and in the terminal
+    (compared,) = compare.compare_runs(store, store).cases
+    assert compared.baseline_median == compared.candidate_median == 600.0
+    assert compared.baseline_extrapolated and compared.candidate_extrapolated
+    results = str(tmp_path / "results")
+    assert cli.main(["compare", store.run_id, store.run_id, "--results-dir", results]) == 0
+    terminal = " ".join(capsys.readouterr().out.split())
+    assert terminal.count("10 min (extrapolated)") == 2
+    # the terminal summary of `bench show`
+    assert cli.main(["show", "--results-dir", results]) == 0
+    terminal = " ".join(capsys.readouterr().out.split())
+    assert "10 min" in terminal and "extrapolated" in terminal
+    assert "6 s" not in terminal  # the measured time is not passed off as the case's
+
+
+def _snapshot(folder: Path) -> dict[str, tuple]:
+    return {
+        str(path.relative_to(folder)): (
+            path.stat().st_size,
+            path.stat().st_mtime_ns,
+            stat.S_IMODE(path.stat().st_mode),
+            hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None,
+        )
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def _read_only_copy(source: Path, root: Path) -> Path:
+    copy = root / source.name
+    shutil.copytree(source, copy)
+    for path in [copy, *copy.rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    return copy
+
+
+def test_show_report_and_compare_leave_a_read_only_copy_of_a_run_unchanged(tmp_path, capsys):
+    run = _read_only_copy(FORMAT_1_RUN, tmp_path / "results")
+    before = _snapshot(run)
+    results, reports = str(tmp_path / "results"), str(tmp_path / "reports")
+    commands = [
+        ["show", run.name],
+        ["report", run.name, "--reports-dir", reports],
+        ["report", run.name, "--format", "md", "--reports-dir", reports],
+        ["report", run.name, "--baseline", run.name, "--reports-dir", reports],
+        ["compare", run.name, run.name],
+    ]
+    for command in commands:
+        assert cli.main([*command, "--results-dir", results]) == 0, command
+    capsys.readouterr()
+    # Root may write to a read-only folder anyway: the contents are what is compared.
+    assert _snapshot(run) == before
+    assert {p.name for p in Path(reports).iterdir()} == {
+        f"{run.name}.html",
+        f"{run.name}.md",
+        "latest.html",
+        "latest.md",
+    }
+    for path in [run, *run.rglob("*")]:
+        os.chmod(path, path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_a_run_stored_by_an_earlier_version_still_loads_and_reports(tmp_path):
+    store = RunStore.open(FIXTURES, FORMAT_1_RUN.name)
+    assert store.meta.format == 1 and not store.meta.scenarios
+    records = {r.case.id: r for r in store.cases()}
+    capped = records["dlfs-mlp--numpy-vectorized--t2--cpu"]
+    assert capped.capped_rounds == 2
+    # its FLOPs were not stored then: derived from the definition, as that version did
+    steps = capped.measured_rounds[0].steps
+    assert capped.measured_rounds[0].flops == SCENARIOS["dlfs-mlp"].flops_per_step() * steps
+    html = report.render_html(report.build([store]))
+    assert "capped: 2 of 2 rounds, accuracy on 200 test images" in html
+    assert "scikit-learn has no convolutional layers" in html  # the unsupported case
+
+
+def test_gflops_come_from_the_stored_rounds_not_from_todays_catalogue(tmp_path):
+    rounds = tuple(training_round(i, 2.0, warmup=i == 0, flops=8e9) for i in range(4))
+    record = CaseRecord(case("dlfs-mlp", "numpy-pure"), "ok", rounds=rounds)
+    # a definition unlike the catalogue's: had it been consulted, GFLOP/s would differ
+    altered = scenario_to_json(replace(SCENARIOS["dlfs-mlp"], batch_size=1))
+    store = store_run(tmp_path, [record], scenarios={"dlfs-mlp": altered})
+    summary = tidy_tables(store.cases(), store.meta, store.scenarios())["summary"]
+    assert summary.loc[0, "gflops_median"] == pytest.approx(4.0)
+    assert store.scenarios()["dlfs-mlp"].batch_size == 1
+
+
+def test_a_stored_scenario_missing_from_the_catalogue_is_still_reported(tmp_path):
+    mine = replace(SCENARIOS["dlfs-mlp"], name="my-mlp", title="My own MLP, from a user file")
+    rounds = tuple(training_round(i, 1.0, warmup=i == 0) for i in range(4))
+    record = CaseRecord(case("my-mlp", "numpy-vectorized", model="mlp"), "ok", rounds=rounds)
+    store = store_run(tmp_path, [record], scenarios={"my-mlp": scenario_to_json(mine)})
+    context = report.build([store])
+    (section,) = context["sections"]
+    assert (section["name"], section["title"]) == ("my-mlp", "My own MLP, from a user file")
+    assert not section["empty"]
+    assert "My own MLP, from a user file" in report.render_html(context)
+
+
+def test_a_format_1_scenario_gone_from_the_catalogue_keeps_its_stored_name(tmp_path):
+    rounds = tuple(training_round(i, 1.0, warmup=i == 0) for i in range(4))
+    record = CaseRecord(case("retired-mlp", "numpy-vectorized", model="mlp"), "ok", rounds=rounds)
+    store = store_run(tmp_path, [record], scenarios={})
+    store.update_meta(format=1)
+    (section,) = report.build([store])["sections"]
+    assert section["name"] == "retired-mlp"
+    assert "not in this version's catalogue" in section["title"]
+    assert [r.implementation for r in section["rows"]] == ["numpy-vectorized"]
