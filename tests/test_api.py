@@ -72,9 +72,7 @@ def test_importing_the_plugin_api_imports_no_harness_machinery():
     import subprocess
     import sys
 
-    code = (
-        "import sys, bench.api; "
-        "print(sorted(m for m in sys.modules if m.startswith('bench.') and m != 'bench.api'))"
-    )
+    code = "import sys, bench.api; print(' '.join(m for m in sys.modules if m[:6] == 'bench.'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "['bench.names', 'bench.scenarios']"
+    imported = set(done.stdout.split()) - {"bench.api", "bench.names"}
+    assert imported and all(m.startswith("bench.scenarios") for m in imported), imported

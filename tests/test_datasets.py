@@ -21,9 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 import pytest
 
 from bench import datasets
+from bench.datasets import locations
 
 N_TRAIN, N_TEST = 20, 10
 IDX_NAMES = (
@@ -32,7 +34,7 @@ IDX_NAMES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
-REAL_DEBIAN_ROOT = datasets.DEBIAN_DATASETS_ROOT
+REAL_DEBIAN_ROOT = locations.DEBIAN_DATASETS_ROOT
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -91,14 +93,12 @@ def make_fake_dataset() -> FakeDataset:
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point every search location and the download cache into tmp_path."""
     monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(
-        datasets.platformdirs, "user_cache_dir", lambda app: str(tmp_path / "cache" / app)
-    )
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda app: str(tmp_path / "cache" / app))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("BENCH_DATASET_MIRROR", raising=False)
     monkeypatch.delenv("BENCH_DOWNLOAD_TIMEOUT", raising=False)
-    monkeypatch.setattr(datasets, "DEBIAN_DATASETS_ROOT", tmp_path / "debian")
+    monkeypatch.setattr(locations, "DEBIAN_DATASETS_ROOT", tmp_path / "debian")
     return tmp_path
 
 
@@ -493,7 +493,7 @@ def test_the_real_table_expects_keras_mnist_npz():
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 def test_real_debian_fashion_mnist_verifies(monkeypatch):
-    monkeypatch.setattr(datasets, "DEBIAN_DATASETS_ROOT", REAL_DEBIAN_ROOT)
+    monkeypatch.setattr(locations, "DEBIAN_DATASETS_ROOT", REAL_DEBIAN_ROOT)
     checks = datasets.verify("fashion-mnist")
     assert len(checks) == 4 and all(check.ok for check in checks), checks
 

@@ -9,6 +9,7 @@ from conftest import bench_command
 
 from bench import cli
 from bench.analysis import sweep
+from bench.analysis.stats import loglog_fit
 from bench.scenarios import SCENARIOS
 
 
@@ -58,13 +59,15 @@ def test_a_smoke_sweep_stores_one_case_per_size_and_thread_count(tmp_path, capsy
 
 def test_the_fitted_exponent_of_a_power_law_is_its_power():
     sizes = [1e4, 1e5, 1e6, 1e7]
-    exponent, prefactor = sweep.fit_scaling_exponent(sizes, [3e-7 * n**1.5 for n in sizes])
+    fit = loglog_fit(sizes, [3e-7 * n**1.5 for n in sizes])
+    exponent, prefactor = fit["exponent"], fit["scale"]
     assert exponent == pytest.approx(1.5)
     assert prefactor == pytest.approx(3e-7)
 
 
 def test_a_fit_needs_two_sizes_with_times():
-    exponent, prefactor = sweep.fit_scaling_exponent([1e4, 1e5], [0.1, math.nan])
+    fit = loglog_fit([1e4, 1e5], [0.1, math.nan])
+    exponent, prefactor = fit["exponent"], fit["scale"]
     assert math.isnan(exponent) and math.isnan(prefactor)
 
 

@@ -47,11 +47,6 @@ class CaseComparison:
     baseline_extrapolated: bool = False
     candidate_extrapolated: bool = False
 
-    @property
-    def change(self) -> float:
-        """Relative change of the median time: +0.25 is 25 % slower."""
-        return self.ratio - 1
-
 
 @dataclass
 class Comparison:

@@ -93,13 +93,6 @@ def overrides(key: str, sizes: Sequence[int]) -> list[dict[str, int]]:
     return [{key: int(size)} for size in sizes]
 
 
-def fit_scaling_exponent(sizes: Sequence[float], times: Sequence[float]) -> tuple[float, float]:
-    """Least squares on log-log axes: (exponent, prefactor) with time ≈ prefactor · size^exponent.
-    Non-positive or missing times are left out; NaN unless two distinct sizes remain."""
-    fit = stats.loglog_fit(sizes, times)
-    return fit["exponent"], fit["scale"]
-
-
 def scaling_rows(summary: pd.DataFrame, key: str) -> list[dict]:
     """One row per scenario x implementation x threads x device: median comparable time per
     size (NaN where the case did not finish a round; `extrapolated` where capped rounds were
@@ -112,15 +105,15 @@ def scaling_rows(summary: pd.DataFrame, key: str) -> list[dict]:
     for ids, group in summary.sort_values(column).groupby(identity):
         sizes = [int(size) for size in group[column]]
         times = [float(t) for t in group["comparable_seconds_median"]]
-        exponent, prefactor = fit_scaling_exponent(sizes, times)
+        fit = stats.loglog_fit(sizes, times)
         rows.append(
             {
                 **dict(zip(identity, ids, strict=True)),
                 "seconds": dict(zip(sizes, times, strict=True)),
                 "status": dict(zip(sizes, group["status"], strict=True)),
                 "extrapolated": dict(zip(sizes, group["time_extrapolated"], strict=True)),
-                "exponent": exponent,
-                "prefactor": prefactor,
+                "exponent": fit["exponent"],
+                "prefactor": fit["scale"],
             }
         )
     return rows

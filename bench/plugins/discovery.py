@@ -24,17 +24,18 @@ from pathlib import Path
 
 import platformdirs
 
-from bench import api, scenarios
+from bench import api
 from bench.files import write_cache
 from bench.plugins import declarations
 from bench.plugins.declarations import BrokenPlugin, Plugin, PluginInfo, Registry
 from bench.plugins.loading import ENTRY_POINT_GROUP, Source, load_source
+from bench.scenarios import catalogue, model
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "implementations"
 CACHE_FILE = Path(platformdirs.user_cache_dir("bench")) / "plugins.json"
 # The harness modules whose change alters what a plugin declares: the contract, the scenarios
 # support is declared for, and how declarations are read.
-_CONTRACT = (api, scenarios, declarations, sys.modules[__name__])
+_CONTRACT = (api, model, catalogue, declarations, sys.modules[__name__])
 
 
 def discover(

@@ -1,0 +1,256 @@
+"""The built-in catalogue: the five articles' workloads (and the book chapter behind one of
+them), with the numbers they published and the deviations this harness declares."""
+
+from __future__ import annotations
+
+from bench.scenarios.model import (
+    Budget,
+    Conv2d,
+    Dense,
+    Flatten,
+    KMeansSpec,
+    MaxPool2d,
+    Optimizer,
+    Published,
+    Scenario,
+    smoke_budget,
+)
+
+TORCH_INIT_DEVIATION = (
+    "The article initialised every weight with U[0,1) (Tensor::rand), which does not learn "
+    "(measured: 10% accuracy); this scenario uses PyTorch's default layer init "
+    "U(±1/√fan_in) for W and b."
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            name="nielsen-mlp",
+            original="numpy-pure",
+            title="Nielsen network.py: 784-30-10 sigmoid MLP, quadratic cost, SGD",
+            article="Goldbaum 2018: Nathan J. Goldbaum's port of Nielsen's network.py (Neural "
+            "Networks and Deep Learning, ch. 1) to Rust with ndarray, against the Python original",
+            model="mlp",
+            dataset="mnist",
+            layers=(Dense(784, 30, "sigmoid"), Dense(30, 10, "sigmoid")),
+            input_shape=(784,),
+            init="normal",
+            loss="quadratic",
+            optimizer=Optimizer("sgd", lr=3.0),
+            batch_size=10,
+            sampling="shuffled-epochs",
+            train_limit=50_000,
+            dtype="float64",
+            budgets={
+                "smoke": smoke_budget(steps=5),
+                "quick": Budget(
+                    rounds=3, warmup_rounds=1, timeout_s=900, steps=5_000, eval_points=5
+                ),
+                "full": Budget(
+                    rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=30, eval_points=30
+                ),
+            },
+            target=0.94,
+            published=(
+                Published("book (Nielsen)", "test accuracy", "95.42% best epoch of 3 runs"),
+                Published("numpy-pure", "time vs Rust ndarray", "about 2x slower", "ndarray"),
+                Published("numpy-vectorized", "time vs Rust ndarray", "about 2x faster", "ndarray"),
+            ),
+            deviations=(
+                "Nielsen's 95.42% is the best epoch of three runs; we report final-epoch accuracy.",
+                "float64 throughout, as network.py (NumPy's default dtype).",
+                "The update is eta/batch times the summed gradient; the loss reported is the "
+                "mean over the batch of 0.5*||a - y||^2.",
+            ),
+        ),
+        Scenario(
+            name="dlfs-mlp",
+            original="numpy-vectorized",
+            title="Deep Learning from Scratch ch.5: 784-50-10 ReLU MLP, softmax cross-entropy",
+            article="Qiita 2020: 『ゼロから作る Deep Learning』を読んで Rust で実装した話 (Deep "
+            "Learning from Scratch ch. 5 in NumPy, Keras and Rust ndarray), Qiita, Rust Advent "
+            "Calendar 2020",
+            model="mlp",
+            dataset="mnist",
+            layers=(Dense(784, 50, "relu"), Dense(50, 10, None)),
+            input_shape=(784,),
+            init="scaled-normal",
+            init_scale=0.01,
+            loss="cross-entropy",
+            optimizer=Optimizer("sgd", lr=0.1),
+            batch_size=100,
+            sampling="with-replacement",
+            budgets={
+                "smoke": smoke_budget(steps=5),
+                "quick": Budget(
+                    rounds=3, warmup_rounds=1, timeout_s=900, steps=1_000, eval_points=5
+                ),
+                "full": Budget(
+                    rounds=3, warmup_rounds=1, timeout_s=3_600, steps=10_000, eval_points=10
+                ),
+            },
+            target=0.96,
+            published=(
+                Published("numpy-vectorized", "train time", "about 10 s"),
+                Published("numpy-vectorized", "train / test accuracy", "0.9809 / 0.9708"),
+                Published("numpy-vectorized", "CPU use", "about 80%"),
+                Published("keras", "train time", "about 10 s"),
+                Published("keras", "train / test accuracy", "0.9813 / 0.9709"),
+                Published("keras", "CPU use", "about 70%"),
+                Published("Rust ndarray", "train time", "about 10 s"),
+                Published("Rust ndarray", "train / test accuracy", "0.9479 / 0.9422"),
+                Published("Rust ndarray", "CPU use", "about 20%"),
+            ),
+        ),
+        Scenario(
+            name="tch-mlp",
+            original="torch",
+            title="Rust+LibTorch parameter store: 784-128-10 ReLU MLP, EMA-momentum SGD",
+            article='Rust-ML part 1: "Boosting Machine Learning Performance With Rust", part 1: '
+            "an MLP on LibTorch through tch-rs with a 'Memory' parameter store, against Python "
+            "and PyTorch",
+            model="mlp",
+            dataset="mnist",
+            layers=(Dense(784, 128, "relu"), Dense(128, 10, None)),
+            input_shape=(784,),
+            init="torch-default",
+            loss="cross-entropy",
+            optimizer=Optimizer("ema-momentum", lr=0.3, momentum=0.9),
+            batch_size=128,
+            sampling="shuffled-epochs",
+            budgets={
+                "smoke": smoke_budget(steps=5),
+                "quick": Budget(rounds=3, warmup_rounds=1, timeout_s=900, steps=469, eval_points=5),
+                "full": Budget(
+                    rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=100, eval_points=20
+                ),
+            },
+            target=0.97,
+            published=(Published("Rust+LibTorch", "time vs torch", "5.5x faster"),),
+            deviations=(TORCH_INIT_DEVIATION,),
+        ),
+        Scenario(
+            name="tch-cnn",
+            original="torch",
+            title="Rust+LibTorch parameter store: two-conv CNN, Adam",
+            article='Rust-ML part 2: "Boosting Machine Learning Performance With Rust", part 2: '
+            "CNNs on the same tch-rs parameter store, against Python and PyTorch",
+            model="cnn",
+            dataset="mnist",
+            layers=(
+                Conv2d(1, 10, 5),
+                MaxPool2d(2, 2),
+                Conv2d(10, 20, 5),
+                MaxPool2d(2, 2),
+                Flatten(),
+                Dense(320, 64, "relu"),
+                Dense(64, 10, None),
+            ),
+            input_shape=(1, 28, 28),
+            input_scale=1 / 250,
+            init="torch-default",
+            loss="cross-entropy",
+            optimizer=Optimizer("adam", lr=1e-4),
+            batch_size=512,
+            sampling="shuffled-epochs",
+            budgets={
+                "smoke": smoke_budget(steps=3),
+                # numpy-pure convolves one example at a time (about 7 s per step): capped, with
+                # room for numpy-vectorized (about 8 s here) to finish uncapped.
+                "quick": Budget(
+                    rounds=3,
+                    warmup_rounds=1,
+                    timeout_s=900,
+                    steps=118,
+                    eval_points=4,
+                    round_cap_s=25,
+                ),
+                "full": Budget(
+                    rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=20, eval_points=20
+                ),
+            },
+            target=0.97,
+            published=(Published("Rust+LibTorch", "time vs torch", "1.6x faster"),),
+            deviations=(
+                TORCH_INIT_DEVIATION,
+                "The article's Adam had a broken bias correction; we use the standard one.",
+                "Inputs are x/250 and the convolutions have no activation, as in the article.",
+            ),
+        ),
+        Scenario(
+            name="dlfs-cnn",
+            original="numpy-vectorized",
+            title="Deep Learning from Scratch ch.7: SimpleConvNet, one conv + two affine, Adam",
+            article="Koki Saitoh, Deep Learning from Scratch (O'Reilly Japan, 2016), ch. 7: "
+            "SimpleConvNet; the book Qiita 2020 implemented",
+            model="cnn",
+            dataset="mnist",
+            layers=(
+                Conv2d(1, 30, 5, activation="relu"),
+                MaxPool2d(2, 2),
+                Flatten(),
+                Dense(30 * 12 * 12, 100, "relu"),
+                Dense(100, 10, None),
+            ),
+            input_shape=(1, 28, 28),
+            init="scaled-normal",
+            init_scale=0.01,
+            loss="cross-entropy",
+            optimizer=Optimizer("adam", lr=0.001),
+            batch_size=100,
+            sampling="shuffled-epochs",
+            budgets={
+                "smoke": smoke_budget(steps=3),
+                # As tch-cnn: numpy-pure is capped (2 s per step), numpy-vectorized takes 15 s.
+                "quick": Budget(
+                    rounds=3,
+                    warmup_rounds=1,
+                    timeout_s=900,
+                    steps=600,
+                    eval_points=4,
+                    round_cap_s=25,
+                ),
+                "full": Budget(
+                    rounds=3, warmup_rounds=1, timeout_s=14_400, epochs=20, eval_points=20
+                ),
+            },
+            target=0.98,
+            published=(
+                Published("book (SimpleConvNet)", "test accuracy", "about 98.9% after 20 epochs"),
+            ),
+        ),
+        Scenario(
+            name="linfa-kmeans",
+            original="sklearn",
+            title="linfa vs scikit-learn: K-Means k=3 on 2-D blobs, Lloyd",
+            article="Palmieri 2019: Luca Palmieri, linfa (Rust) K-Means against scikit-learn, "
+            "trained under pytest-benchmark and served over gRPC",
+            model="kmeans",
+            dataset="blobs",
+            kmeans=KMeansSpec(n_clusters=3, n_features=2, centers=3, max_iter=100, tol=1e-4),
+            seed=42,
+            dtype="float64",
+            budgets={
+                "smoke": Budget(rounds=2, warmup_rounds=1, timeout_s=120, n_samples=2_000),
+                "quick": Budget(rounds=5, warmup_rounds=1, timeout_s=900, n_samples=100_000),
+                "full": Budget(rounds=10, warmup_rounds=1, timeout_s=3_600, n_samples=1_000_000),
+            },
+            target=1e-6,
+            published=(
+                Published("sklearn", "fit time (1M points)", "604.7 ms"),
+                Published("linfa (Rust)", "fit time (1M points)", "467.2 ms"),
+                Published("linfa (Rust)", "served over gRPC", "25x the requests/s of sklearn"),
+            ),
+            deviations=(
+                "Init: k random points chosen by the harness, identical for every "
+                "implementation (the article used each library's own default init).",
+            ),
+        ),
+    )
+}
+
+
+def scenario_for(name: str, profile: str, overrides: dict[str, float] | None = None) -> Scenario:
+    """The scenario a case runs: the named one with the case's sweep overrides applied."""
+    return SCENARIOS[name].with_overrides(profile, overrides or {})

@@ -1,0 +1,255 @@
+"""The types a scenario is made of, as frozen data: layers, optimizer, budgets per profile,
+the K-Means specification, published numbers, and the scenario itself. Nothing here runs
+anything; the FLOP counts are derived from the layer list."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+PROFILES = ("smoke", "quick", "full")
+OVERRIDABLE = ("batch_size", "steps", "n_samples")
+MODELS = ("mlp", "cnn", "kmeans")
+
+
+# --- architecture ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Fully connected layer; parameters `W` (in, out) and `b` (out,) in canonical layout."""
+
+    units_in: int
+    units_out: int
+    activation: str | None  # "sigmoid", "relu" or None (logits)
+
+    def forward_flops(self, in_shape: tuple[int, ...]) -> int:
+        return 2 * self.units_in * self.units_out
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.units_out,)
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    """2-D convolution; kernel (out_c, in_c, kh, kw) and bias (out_c,) in canonical layout."""
+
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    activation: str | None = None
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _, h, w = in_shape
+        side = lambda n: (n + 2 * self.padding - self.kernel) // self.stride + 1  # noqa: E731
+        return (self.out_channels, side(h), side(w))
+
+    def forward_flops(self, in_shape: tuple[int, ...]) -> int:
+        _, oh, ow = self.out_shape(in_shape)
+        return 2 * self.out_channels * self.in_channels * self.kernel**2 * oh * ow
+
+
+@dataclass(frozen=True)
+class MaxPool2d:
+    size: int
+    stride: int
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = in_shape
+        return (c, (h - self.size) // self.stride + 1, (w - self.size) // self.stride + 1)
+
+    def forward_flops(self, in_shape: tuple[int, ...]) -> int:
+        return 0  # comparisons, not floating-point multiply-adds
+
+
+@dataclass(frozen=True)
+class Flatten:
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (math.prod(in_shape),)
+
+    def forward_flops(self, in_shape: tuple[int, ...]) -> int:
+        return 0
+
+
+Layer = Dense | Conv2d | MaxPool2d | Flatten
+
+
+# --- optimisation ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """`sgd`: w -= lr*g.  `ema-momentum`: v = beta*v + (1-beta)*g; w -= lr*v.
+    `adam`: standard Adam with bias correction (Kingma & Ba)."""
+
+    kind: str
+    lr: float
+    momentum: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+
+# --- budgets -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work one round does under a profile.
+
+    Trainers: exactly one of `steps` or `epochs` (epochs count mini-batches of the training
+    set actually used, the last one short). `train_samples`/`test_samples` cap the data.
+    Clusterers: `n_samples` points. `eval_points` is how many times per round the harness
+    measures test accuracy (untimed) for the accuracy-vs-time curve. `round_cap_s` caps a
+    training round's time: the round stops after the `train` call that passes it and is
+    marked *capped* with the steps it did.
+    """
+
+    rounds: int
+    warmup_rounds: int
+    timeout_s: float
+    steps: int | None = None
+    epochs: float | None = None
+    train_samples: int | None = None
+    test_samples: int | None = None
+    eval_points: int = 5
+    n_samples: int | None = None
+    round_cap_s: float | None = None  # stop a training round at the next `train` call after this
+
+
+def smoke_budget(steps: int) -> Budget:
+    """The smoke profile of a training scenario: seconds per case, for the tests."""
+    return Budget(
+        rounds=2,
+        warmup_rounds=1,
+        timeout_s=120,
+        steps=steps,
+        train_samples=300,
+        test_samples=200,
+        eval_points=2,
+    )
+
+
+@dataclass(frozen=True)
+class KMeansSpec:
+    n_clusters: int
+    n_features: int
+    centers: int
+    max_iter: int
+    tol: float
+
+
+@dataclass(frozen=True)
+class Published:
+    """One number an article published, kept verbatim for the "articles vs here" table.
+    A ratio names the implementation it is against (`versus`): the report answers it with
+    the ratio of the two measured here."""
+
+    implementation: str
+    metric: str
+    value: str
+    versus: str = ""
+
+
+# --- scenario ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    article: str
+    model: str
+    dataset: str
+    budgets: dict[str, Budget]
+    target: float  # test accuracy to reach (trainers) or max relative inertia error (kmeans)
+    original: str = ""  # the implementation the article started from: speed-ups are relative to it
+    published: tuple[Published, ...] = ()
+    deviations: tuple[str, ...] = ()
+    # trainers
+    layers: tuple[Layer, ...] = ()
+    input_shape: tuple[int, ...] = ()
+    input_scale: float = 1 / 255
+    init: str = ""  # "normal", "scaled-normal", "torch-default"
+    init_scale: float = 1.0
+    loss: str = ""  # "quadratic" (sigmoid outputs) or "cross-entropy" (softmax of logits)
+    optimizer: Optimizer | None = None
+    batch_size: int = 0
+    sampling: str = ""  # "shuffled-epochs" or "with-replacement"
+    train_limit: int | None = None  # the scenario trains on the first N training examples
+    dtype: str = "float32"
+    # clusterers
+    kmeans: KMeansSpec | None = None
+    seed: int = 0
+
+    def budget(self, profile: str) -> Budget:
+        return self.budgets[profile]
+
+    @property
+    def trains(self) -> bool:
+        return self.model in ("mlp", "cnn")
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Canonical parameter names and shapes: W1, b1, W2, b2, ... in layer order."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        index = 0
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                index += 1
+                shapes[f"W{index}"] = (layer.units_in, layer.units_out)
+                shapes[f"b{index}"] = (layer.units_out,)
+            elif isinstance(layer, Conv2d):
+                index += 1
+                k = layer.kernel
+                shapes[f"W{index}"] = (layer.out_channels, layer.in_channels, k, k)
+                shapes[f"b{index}"] = (layer.out_channels,)
+        return shapes
+
+    def forward_flops_per_sample(self) -> int:
+        shape, total = self.input_shape, 0
+        for layer in self.layers:
+            total += layer.forward_flops(shape)
+            shape = layer.out_shape(shape)
+        return total
+
+    def flops_per_step(self) -> int:
+        """Analytic training FLOPs of one full mini-batch step: forward + backward (~2x forward:
+        gradients w.r.t. inputs and weights). Activations, loss and the update are ignored."""
+        return 3 * self.forward_flops_per_sample() * self.batch_size
+
+    def flops_per_iteration(self, n_samples: int) -> int:
+        """K-Means (Lloyd): distances (3 flops per point, centre, feature) and the mean update."""
+        assert self.kmeans is not None
+        k, d = self.kmeans.n_clusters, self.kmeans.n_features
+        return 3 * n_samples * k * d + n_samples * d
+
+    def with_overrides(self, profile: str, overrides: dict[str, float]) -> Scenario:
+        """This scenario with some sizes changed for one profile, for sweeps: `batch_size`
+        (trainers), `steps` (trainers) or `n_samples` (clusterers)."""
+        if not overrides:
+            return self
+        unknown = set(overrides) - set(OVERRIDABLE)
+        if unknown:
+            raise ValueError(
+                f"cannot override {', '.join(sorted(unknown))}; sweepable: {', '.join(OVERRIDABLE)}"
+            )
+        scenario = self
+        if "batch_size" in overrides:
+            scenario = replace(scenario, batch_size=int(overrides["batch_size"]))
+        budget_changes = {k: int(v) for k, v in overrides.items() if k in ("steps", "n_samples")}
+        if budget_changes:
+            budget = replace(self.budget(profile), **budget_changes)
+            if "steps" in budget_changes:
+                budget = replace(budget, epochs=None)
+            scenario = replace(scenario, budgets={**scenario.budgets, profile: budget})
+        return scenario
+
+    def steps_for(self, profile: str, n_train: int) -> int:
+        """Optimizer updates in one round, given how many training examples are used."""
+        budget = self.budget(profile)
+        if budget.steps is not None:
+            return budget.steps
+        assert budget.epochs is not None
+        return math.ceil(budget.epochs * math.ceil(n_train / self.batch_size))
