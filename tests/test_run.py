@@ -285,3 +285,37 @@ def test_a_device_this_machine_lacks_makes_the_case_skipped_with_the_reason(tmp_
         assert record["status"] == "skipped"
         assert "no CUDA device on this machine" in record["reason"]
         assert "(cuda)" in done.stdout  # the summary names the device
+
+
+def test_flops_count_the_examples_trained_on_when_the_batch_exceeds_the_data(tmp_path):
+    """A batch of 1 000 on the smoke profile's 300 examples trains on 300 per step."""
+    from bench.scenarios import SCENARIOS
+
+    results = tmp_path / "results"
+    args = [
+        "sweep", "--profile", "smoke", "--dataset", "mnist-5k", "--offline", "--no-peak",
+        "--plugins", str(PLUGINS / "noop"), "--impl", "noop", "--scenario", "dlfs-mlp",
+        "--over", "batch_size", "--sizes", "1000", "--threads", "1",
+    ]  # fmt: skip
+    done = bench_command(*args, results=results)
+    assert done.returncode == 0, done.stderr
+    (round_, *_) = stored_cases(results)["noop"]["rounds"]
+    assert round_["samples"] == round_["steps"] * 300
+    per_sample = SCENARIOS["dlfs-mlp"].forward_flops_per_sample()
+    assert round_["flops"] == 3 * per_sample * round_["samples"]
+
+
+def test_a_device_with_an_index_is_a_device_of_its_kind():
+    from bench.execution import plan
+    from bench.plugins import discover
+    from bench.scenarios import SCENARIOS
+
+    found = discover(installed=False)
+    cases = plan.plan(
+        found, [SCENARIOS["tch-mlp"]], implementations=["torch", "numpy-vectorized"],
+        devices=["cuda:1"],
+    )  # fmt: skip
+    by_name = {case.implementation: case for case in cases}
+    assert by_name["torch"].status in (None, "skipped")  # runs, unless torch is missing
+    assert by_name["numpy-vectorized"].status == "unsupported"
+    assert by_name["numpy-vectorized"].reason == "runs on cpu, not cuda:1"

@@ -214,10 +214,14 @@ class Scenario:
             shape = layer.out_shape(shape)
         return total
 
-    def flops_per_step(self) -> int:
-        """Analytic training FLOPs of one full mini-batch step: forward + backward (~2x forward:
+    def training_flops(self, samples: int) -> int:
+        """Analytic FLOPs of training on `samples` examples: forward + backward (~2x forward:
         gradients w.r.t. inputs and weights). Activations, loss and the update are ignored."""
-        return 3 * self.forward_flops_per_sample() * self.batch_size
+        return 3 * self.forward_flops_per_sample() * samples
+
+    def flops_per_step(self) -> int:
+        """Training FLOPs of one full mini-batch step."""
+        return self.training_flops(self.batch_size)
 
     def flops_per_iteration(self, n_samples: int) -> int:
         """K-Means (Lloyd): distances (3 flops per point, centre, feature) and the mean update."""

@@ -110,7 +110,7 @@ class TrainingRound:
             cpu=self.cpu,
             samples=samples,
             peak_rss=peak,
-            flops=scenario.flops_per_step() * self.done,
+            flops=scenario.training_flops(samples),
             steps=self.done,
             planned_steps=self.steps,
             capped=self.capped,
