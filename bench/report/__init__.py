@@ -6,6 +6,7 @@ Data and rendering stay apart:
     load       the runs: records, stored scenario definitions, tidy tables
     rows       one CaseRow per case: label, flags, comparable time, speed-up
     sections   one section per scenario: its table, K-Means agreement, figure specs
+    sweeps     a sweep's scaling plots and fitted exponents, thread speed-ups
     overview   header, banners, at a glance, problems, comparison, environment
     articles   each article's published numbers beside this run's
     format     how every number is written (shared with the terminal)
