@@ -35,7 +35,8 @@ class Bar:
     q1: float
     q3: float
     colour: str
-    emphasis: bool = False  # the scenario's original implementation: hatched
+    reference: bool = False  # the reference of the speed-ups: outlined
+    extrapolated: bool = False  # scaled up from capped rounds: hatched, dashed outline
 
 
 @dataclass

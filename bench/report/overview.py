@@ -19,7 +19,14 @@ from bench.report.format import (
     fmt_time,
 )
 from bench.report.load import Runs, run_time
-from bench.report.rows import headline, quality_column, quality_text, speed_words
+from bench.report.rows import (
+    CaseRow,
+    fastest_cases,
+    headline,
+    quality_column,
+    quality_text,
+    speed_words,
+)
 from bench.scenarios import Scenario
 from bench.store import RunStore
 
@@ -91,14 +98,16 @@ def glance(section: dict, scenario: Scenario) -> dict:
     """The line of the first table: fastest case, its speed-up and quality."""
     ok = [r for r in headline(section["rows"]) if r.ok]
     line = {"name": section["name"], "anchor": section["anchor"], "title": section["title"]}
+    line.update(fastest=None, tied=[], flags=[], best=None)
     line["cases"] = f"{sum(r.ok for r in section['rows'])} of {len(section['rows'])}"
     if not ok:
-        line["fastest"] = None
         return line
     fastest = min(ok, key=lambda r: r.time["median"])
+    marks = fastest_cases(ok)
     best = max(ok, key=lambda r: r.get(quality_column(scenario)) or -math.inf)
     line.update(
         fastest=fastest.label,
+        tied=[r.label for r in ok if r is not fastest and marks.get(r.case_id) == "tied"],
         flags=fastest.flags,
         time=fmt_time(fastest.time["median"], fastest.extrapolated),
         speedup=(
@@ -107,9 +116,23 @@ def glance(section: dict, scenario: Scenario) -> dict:
             else speed_words(fastest)
         ),
         quality=quality_text(fastest, scenario),
-        best=None if best is fastest else f"{best.label}: {quality_text(best, scenario)}",
+        best=(
+            f"{best.label}: {quality_text(best, scenario)}"
+            if _better(best, fastest, quality_column(scenario))
+            else None
+        ),
     )
     return line
+
+
+# A more accurate case is worth naming beside the fastest when it is better by more than this
+# (test accuracy or adjusted Rand index): half a percentage point.
+MEANINGFULLY_BETTER = 0.005
+
+
+def _better(row: CaseRow, than: CaseRow, column: str) -> bool:
+    mine, theirs = row.get(column), than.get(column)
+    return mine is not None and theirs is not None and mine - theirs > MEANINGFULLY_BETTER
 
 
 def machine_line(env: dict) -> str:

@@ -58,7 +58,9 @@ def _text(label: str) -> str:
 
 
 def to_svg(fig: plt.Figure, salt: str) -> str:
-    """The figure as an `<svg>` element; `salt` keeps element ids unique within the page."""
+    """The figure as an `<svg>` element. Every element id gets `salt` as its prefix (the ids
+    an artist was given already start with it), so that the figures of one page never share
+    an id."""
     buffer = io.StringIO()
     with plt.rc_context({"svg.hashsalt": salt}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
@@ -66,6 +68,12 @@ def to_svg(fig: plt.Figure, salt: str) -> str:
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    own = {i for i in re.findall(r'\bid="([^"]+)"', svg) if not i.startswith(f"{salt}-")}
+    svg = re.sub(
+        r'(\bid="|href="#|url\(#)([^")]+)',
+        lambda m: m.group(1) + (f"{salt}-{m.group(2)}" if m.group(2) in own else m.group(2)),
+        svg,
+    )
     return svg.replace("<svg ", '<svg role="img" ', 1)
 
 
@@ -88,26 +96,26 @@ def _seconds(value: float, _position: object = None) -> str:
 
 
 def time_bars(bars: Sequence[Bar], salt: str) -> str:
-    """Median train time per case (fastest on top) with the interquartile range as error bar."""
-    medians = [b.median for b in bars if b.median > 0]
-    logarithmic = bool(medians) and max(medians) / min(medians) > LOG_SPAN
+    """Median time per case (fastest on top) with the interquartile range as error bar, on a
+    linear axis from zero: a bar twice as long is a case twice as slow."""
     with plt.rc_context(STYLE):
         longest = max((len(b.label) for b in bars), default=10)
         fig, ax = _figure(10, 0.9 + 0.3 * len(bars), left=0.25 + 0.068 * longest)
-        y = range(len(bars))
-        base = 10 ** math.floor(math.log10(min(b.q1 for b in bars))) if logarithmic else 0
-        ax.barh(
-            y,
-            [b.median - base for b in bars],
-            left=base,
-            color=[b.colour for b in bars],
-            hatch=["///" if b.emphasis else "" for b in bars],
-            edgecolor="white",
-            height=0.62,
-        )
+        for i, b in enumerate(bars):
+            ax.barh(
+                i,
+                b.median,
+                color="white" if b.extrapolated else b.colour,
+                hatch="////" if b.extrapolated else "",
+                edgecolor=INK if b.reference else b.colour,
+                linestyle="--" if b.extrapolated else "-",
+                linewidth=1.6 if b.reference else 0.9,
+                height=0.62,
+                gid=f"{salt}-bar-{i}",
+            )
         ax.errorbar(
             [b.median for b in bars],
-            y,
+            range(len(bars)),
             xerr=[
                 [max(b.median - b.q1, 0) for b in bars],
                 [max(b.q3 - b.median, 0) for b in bars],
@@ -117,38 +125,79 @@ def time_bars(bars: Sequence[Bar], salt: str) -> str:
             elinewidth=1,
             capsize=3,
         )
-        right = max((b.q3 for b in bars if math.isfinite(b.q3)), default=1.0)
+        right = max((max(b.q3, b.median) for b in bars if math.isfinite(b.q3)), default=1.0)
         for i, b in enumerate(bars):
+            words = " (extrapolated)" if b.extrapolated else ""
             ax.text(
-                max(b.q3, b.median) * 1.05 if logarithmic else max(b.q3, b.median) + right * 0.01,
+                max(b.q3, b.median) + right * 0.01,
                 i,
-                f" {_seconds(b.median)}",
+                f" {_seconds(b.median)}{words}",
                 va="center",
                 color=INK,
                 fontsize=8,
             )
-        ax.set_yticks(list(y), [_text(b.label) for b in bars])
+        ax.set_yticks(range(len(bars)), [_text(b.label) for b in bars])
         ax.invert_yaxis()
-        if logarithmic:
-            ax.set_xscale("log")
-            ax.set_xlim(base, right * 3)
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        else:
-            ax.set_xlim(0, right * 1.18)
+        ax.set_xlim(0, right * 1.25)
         ax.xaxis.set_major_formatter(FuncFormatter(_seconds))
-        scale = ", log scale" if logarithmic else ""
-        ax.set_xlabel(f"median time per round (error bar: interquartile range{scale})")
+        ax.set_xlabel("median time per round (error bar: interquartile range)")
         ax.grid(axis="y", visible=False)
         ax.tick_params(axis="y", length=0, labelcolor=INK)
         return to_svg(fig, salt)
 
 
+# Legend labels up to this many characters fit two to a row beneath a 4.8-inch figure.
+TWO_COLUMN_LABEL = 26
+
+
+def _legend_columns(labels: Sequence[str]) -> int:
+    return 2 if len(labels) > 1 and max(map(len, labels)) <= TWO_COLUMN_LABEL else 1
+
+
+def _figure_with_legend(labels: Sequence[str], width: float = 4.8, height: float = 3.2):
+    """A figure whose legend goes beneath the axes, never on the data."""
+    rows = math.ceil(len(labels) / _legend_columns(labels)) if labels else 0
+    legend = 0.19 * rows + 0.15 if rows else 0.0
+    return _figure(width, height + legend, bottom=0.55 + legend)
+
+
+def _legend_below(ax: plt.Axes, salt: str) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    legend = ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=_legend_columns(labels),
+        borderaxespad=0,
+    )
+    legend.set_gid(f"{salt}-legend")
+
+
+def _fraction_axis(ax: plt.Axes, values: Sequence[float], reference: float | None = None) -> None:
+    """A y axis fitted to accuracies or indices: around the data, never past 0 or 1."""
+    finite = [v for v in [*values, *([reference] if reference is not None else [])] if _ok(v)]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    pad = max((high - low) * 0.08, 0.005)
+    ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad) if high < 1 else 1.0 + pad / 4)
+
+
+def _ok(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def accuracy_curves(curves: Sequence[Curve], target: float | None, salt: str) -> str:
     """Test accuracy against cumulative training time, one thin line per measured round."""
     with plt.rc_context(STYLE):
-        fig, ax = _figure(4.8, 3.2)
-        for curve in curves:
+        fig, ax = _figure_with_legend([c.label for c in curves])
+        accuracies = []
+        for k, curve in enumerate(curves):
             for i, (seconds, accuracy) in enumerate(curve.rounds):
+                accuracies += accuracy
                 ax.plot(
                     seconds,
                     accuracy,
@@ -158,6 +207,7 @@ def accuracy_curves(curves: Sequence[Curve], target: float | None, salt: str) ->
                     marker="o",
                     markersize=2.5,
                     label=_text(curve.label) if i == 0 else None,
+                    gid=f"{salt}-data-{k}-{i}",
                 )
         if target is not None:
             ax.axhline(target, color=MUTED, linestyle="--", linewidth=0.9)
@@ -170,17 +220,20 @@ def accuracy_curves(curves: Sequence[Curve], target: float | None, salt: str) ->
                 color=MUTED,
                 fontsize=7.5,
             )
-        _log_x_if_wide(ax, [s for c in curves for r in c.rounds for s in r[0]])
+        _fraction_axis(ax, accuracies, target)
+        logarithmic = _log_x_if_wide(ax, [s for c in curves for r in c.rounds for s in r[0]])
         ax.xaxis.set_major_formatter(FuncFormatter(_seconds))
-        ax.set_xlabel("training time (evaluation excluded)")
+        scale = " (log scale)" if logarithmic else ""
+        ax.set_xlabel(f"training time, evaluation excluded{scale}")
         ax.set_ylabel("test accuracy")
         ax.set_title("Accuracy vs training time")
-        ax.legend(loc="best")
+        _legend_below(ax, salt)
         return to_svg(fig, salt)
 
 
 def pareto_scatter(points: Sequence[Point], quality: str, salt: str) -> str:
-    """Quality against median time; the Pareto front (nothing both faster and better) joined."""
+    """Quality against median time; the Pareto front (nothing both faster and better) joined.
+    Every label sits beside its own point, or is tied to it by a leader line."""
     with plt.rc_context(STYLE):
         fig, ax = _figure(4.8, 3.2)
         front = sorted((p for p in points if p.on_front), key=lambda p: p.seconds)
@@ -192,9 +245,8 @@ def pareto_scatter(points: Sequence[Point], quality: str, salt: str) -> str:
                 color=MUTED,
                 linewidth=1,
                 linestyle="--",
-                label="Pareto front",
             )
-        for p in points:
+        for i, p in enumerate(points):
             ax.scatter(
                 p.seconds,
                 p.quality,
@@ -203,31 +255,116 @@ def pareto_scatter(points: Sequence[Point], quality: str, salt: str) -> str:
                 edgecolor=INK if p.on_front else "white",
                 linewidth=1.2 if p.on_front else 0.5,
                 zorder=3,
+                gid=f"{salt}-point-{i}",
             )
-        _log_x_if_wide(ax, [p.seconds for p in points])
-        ax.margins(x=0.25, y=0.15)
-        for p, (dx, dy) in zip(points, _label_offsets(ax, points, LABEL_SIZE), strict=True):
-            ax.annotate(
-                _text(p.label),
-                (p.seconds, p.quality),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha="left" if dx > 0 else "right",
-                fontsize=LABEL_SIZE,
-                color=INK,
-            )
+        logarithmic = _log_x_if_wide(ax, [p.seconds for p in points])
+        ax.margins(x=0.3, y=0.25)
+        _fraction_axis(ax, [p.quality for p in points])
+        _place_labels(ax, points, salt)
         ax.xaxis.set_major_formatter(FuncFormatter(_seconds))
-        ax.set_xlabel("median train time (faster ←)")
+        scale = ", log scale" if logarithmic else ""
+        ax.set_xlabel(f"median train time (faster ←{scale})")
         ax.set_ylabel(f"{quality} (better ↑)")
         ax.set_title("Quality vs time (outlined: Pareto front)")
         return to_svg(fig, salt)
 
 
+# Where a label may go, in points from its marker: beside it first, then farther out with a
+# leader line. (dx, dy, horizontal alignment, vertical alignment)
+_BESIDE = [
+    (6, 0, "left", "center"),
+    (-6, 0, "right", "center"),
+    (0, 6, "center", "bottom"),
+    (0, -6, "center", "top"),
+    (5, 5, "left", "bottom"),
+    (-5, 5, "right", "bottom"),
+    (5, -5, "left", "top"),
+    (-5, -5, "right", "top"),
+]
+_FARTHER = [(dx * k, dy * k, ha, va) for k in (3, 5, 8) for dx, dy, ha, va in _BESIDE if dx and dy]
+
+
+def _place_labels(ax: plt.Axes, points: Sequence[Point], salt: str) -> None:
+    """Each label at the first place, beside its point, that stays inside the axes and
+    covers no other point or label; if there is none, farther out with a leader line."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    centres = [
+        ax.transData.transform((p.seconds, p.quality)) if _ok(p.seconds) and _ok(p.quality)
+        else None
+        for p in points
+    ]  # fmt: skip
+    radius = 6 * fig.dpi / 72
+    taken: list = []
+    for i, (p, centre) in enumerate(zip(points, centres, strict=True)):
+        if centre is None:
+            continue
+        chosen = None
+        for dx, dy, ha, va in [*_BESIDE, *_FARTHER]:
+            label = ax.annotate(
+                _text(p.label),
+                (p.seconds, p.quality),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                fontsize=LABEL_SIZE,
+                color=INK,
+                zorder=4,
+            )
+            extent = label.get_window_extent(renderer).padded(1)
+            inside = box.contains(extent.x0, extent.y0) and box.contains(extent.x1, extent.y1)
+            clear = not any(
+                c is not None and j != i and _near(extent, c, radius) for j, c in enumerate(centres)
+            ) and not any(extent.overlaps(other) for other in taken)
+            if inside and clear:
+                chosen = (label, extent, (dx, dy))
+                break
+            label.remove()
+        if chosen is None:  # crowded everywhere: beside it, even on a neighbour
+            label = ax.annotate(
+                _text(p.label), (p.seconds, p.quality), xytext=(6, 0),
+                textcoords="offset points", ha="left", va="center", fontsize=LABEL_SIZE,
+                color=INK, zorder=4,
+            )  # fmt: skip
+            chosen = (label, label.get_window_extent(renderer), (6, 0))
+        label, extent, (dx, dy) = chosen
+        if (dx, dy) not in [(b[0], b[1]) for b in _BESIDE]:
+            label.arrow_patch = None
+            label.remove()
+            label = ax.annotate(
+                _text(p.label),
+                (p.seconds, p.quality),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=label.get_ha(),
+                va=label.get_va(),
+                fontsize=LABEL_SIZE,
+                color=INK,
+                zorder=4,
+                arrowprops={"arrowstyle": "-", "color": MUTED, "linewidth": 0.6,
+                            "shrinkA": 0, "shrinkB": 2},
+            )  # fmt: skip
+        label.set_gid(f"{salt}-label-{i}")
+        taken.append(extent)
+
+
+def _near(extent, centre, radius: float) -> bool:
+    """Whether a label's box comes within `radius` of a point's centre."""
+    x, y = centre
+    dx = max(extent.x0 - x, 0, x - extent.x1)
+    dy = max(extent.y0 - y, 0, y - extent.y1)
+    return math.hypot(dx, dy) < radius
+
+
 def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
     """Median time against problem size on log-log axes, with each fitted power law."""
     with plt.rc_context(STYLE):
-        fig, ax = _figure(4.8, 3.2)
-        for s in series:
+        fig, ax = _figure_with_legend(
+            [s.label + (" (∝ n^0.00)" if math.isfinite(s.exponent) else "") for s in series]
+        )
+        for k, s in enumerate(series):
             label = _text(s.label)
             if math.isfinite(s.exponent):
                 label += f" (∝ n^{s.exponent:.2f})"
@@ -246,22 +383,23 @@ def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
                 color=s.colour,
                 markersize=4,
                 label=label,
+                gid=f"{salt}-data-{k}",
             )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(_seconds))
         ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(size_name)
-        ax.set_ylabel("median time per round")
+        ax.set_xlabel(f"{size_name} (log scale)")
+        ax.set_ylabel("median time per round (log scale)")
         ax.set_title(f"Scaling with {size_name} (log-log)")
-        ax.legend(loc="upper left")
+        _legend_below(ax, salt)
         return to_svg(fig, salt)
 
 
 def thread_scaling(series: Sequence[ThreadSeries], salt: str) -> str:
     """Speed-up against thread count, beside the ideal (linear) speed-up."""
     with plt.rc_context(STYLE):
-        fig, ax = _figure(4.8, 3.2)
+        fig, ax = _figure_with_legend(["ideal (linear)", *(s.label for s in series)])
         lowest = min(min(s.threads) for s in series)
         highest = max(max(s.threads) for s in series)
         ax.plot(
@@ -272,69 +410,33 @@ def thread_scaling(series: Sequence[ThreadSeries], salt: str) -> str:
             linestyle="--",
             label="ideal (linear)",
         )
-        for s in series:
-            ax.plot(s.threads, s.speedups, "o-", color=s.colour, markersize=4, label=_text(s.label))
+        for k, s in enumerate(series):
+            ax.plot(
+                s.threads,
+                s.speedups,
+                "o-",
+                color=s.colour,
+                markersize=4,
+                label=_text(s.label),
+                gid=f"{salt}-data-{k}",
+            )
         ax.set_xticks(sorted({t for s in series for t in s.threads}))
         ax.set_xlabel("threads")
         ax.set_ylabel(f"speed-up over {lowest} thread{'s' if lowest > 1 else ''}")
         ax.set_title("Scaling with threads")
-        ax.legend(loc="upper left")
+        _legend_below(ax, salt)
         return to_svg(fig, salt)
 
 
-def _label_offsets(ax: plt.Axes, points: Sequence[Point], size: float) -> list[tuple[float, float]]:
-    """Label offsets (points) from their markers: to the right, or to the left near the right
-    edge; stacked upwards where labels would overlap (extents estimated from their length)."""
-    ax.get_xlim(), ax.get_ylim()  # settles the autoscaled limits that transData uses
-    scale = ax.figure.dpi / 72
-    placed: list[tuple[float, float, float]] = []  # (x0, x1, y) in display pixels
-    offsets = []
-    for p in points:
-        if not (math.isfinite(p.seconds) and math.isfinite(p.quality)):
-            offsets.append((5.0, 4.0))
-            continue
-        x, y = ax.transData.transform((p.seconds, p.quality))
-        width = (5 + 0.62 * size * len(p.label)) * scale
-        dx = 5.0 if x + width <= ax.bbox.x1 else -5.0
-        x0, x1 = (x, x + width) if dx > 0 else (x - width, x)
-        step = 1.3 * size
-        # Just above the marker, else the nearest free line above or below that stays
-        # inside the axes (a cluster of labels then fans out both ways, not into the title).
-        candidates = [4.0]
-        for k in range(1, 2 * len(points) + 1):
-            candidates += [4.0 + k * step, 4.0 - k * step]
-
-        offset = next(
-            (
-                c
-                for c in candidates
-                if _line_is_free(ax, placed, (x0, x1, y + c * scale), step * scale)
-            ),
-            4.0,
-        )
-        placed.append((x0, x1, y + offset * scale))
-        offsets.append((dx, offset))
-    return offsets
-
-
-def _line_is_free(
-    ax: plt.Axes, placed: list[tuple[float, float, float]], line: tuple, height: float
-) -> bool:
-    """Whether a label spanning `line` (x0, x1, y in display pixels) stays inside the axes
-    and clears every label already placed."""
-    x0, x1, y = line
-    if not ax.bbox.y0 <= y <= ax.bbox.y1 - height:
-        return False
-    return not any(x0 < px1 and px0 < x1 and abs(y - py) < height for px0, px1, py in placed)
-
-
-def _log_x_if_wide(ax: plt.Axes, values: Sequence[float]) -> None:
+def _log_x_if_wide(ax: plt.Axes, values: Sequence[float]) -> bool:
     """Times that span more than two decades are only readable on a log axis."""
     positive = [v for v in values if v > 0 and math.isfinite(v)]
     if positive and max(positive) / min(positive) > 100:
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
+        return True
+    return False
 
 
 _PLOTS = {

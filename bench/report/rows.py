@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench import outcomes
-from bench.analysis.stats import describe, ratio_of_medians
+from bench.analysis.stats import clear_difference, describe, ratio_of_medians
 from bench.analysis.tables import SWEEP_PREFIX, comparable_times, measured_times
 from bench.report.format import finite, fmt_num, fmt_pct, fmt_size, fmt_speedup, fmt_threads
 from bench.report.load import Runs
@@ -204,6 +204,29 @@ def _add_speedups(rows: list[CaseRow], original: str | None) -> None:
         for row in members:
             row.reference = reference.implementation
             row.speedup = ratio_of_medians(reference.comparable, row.comparable)
+
+
+def fastest_cases(rows: list[CaseRow]) -> dict[str, str]:
+    """Per group of comparable cases, the fastest one ("fastest"), or, when others are not
+    clearly slower than it (the interval of their time ratio includes 1), all of them
+    ("tied"). Without an interval (fewer than two rounds) nothing is called a tie."""
+    marks: dict[str, str] = {}
+    groups: dict[tuple, list[CaseRow]] = {}
+    for row in rows:
+        if row.ok:
+            groups.setdefault(row.group, []).append(row)
+    for members in groups.values():
+        fastest = min(members, key=lambda r: r.time["median"])
+        tied = [r for r in members if r is not fastest and _indistinguishable(r, fastest)]
+        for r in [fastest, *tied]:
+            marks[r.case_id] = "tied" if tied else "fastest"
+    return marks
+
+
+def _indistinguishable(row: CaseRow, other: CaseRow) -> bool:
+    ratio = ratio_of_medians(row.comparable, other.comparable)
+    low, high = ratio["low"], ratio["high"]
+    return math.isfinite(low) and not clear_difference(low, high)
 
 
 def speed_words(row: CaseRow) -> str:

@@ -27,25 +27,36 @@ from bench.report.format import (
     fmt_speedup,
 )
 from bench.report.load import Runs
-from bench.report.rows import CaseRow, case_rows, headline, quality_column
+from bench.report.rows import (
+    CaseRow,
+    case_rows,
+    fastest_cases,
+    headline,
+    quality_column,
+    quality_text,
+)
 from bench.scenarios import Scenario
 
 REASON_CHARS_IN_TABLE = 140
+# Qualities this close (test accuracy, adjusted Rand index) do not tell cases apart: a
+# quality-vs-time plot of them would be a strip along one line.
+SAME_QUALITY = 0.005
 
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell: a main value and an optional detail shown smaller beneath it."""
+    """A table cell: a main value, an optional detail shown smaller beneath it, and flags
+    (drawn as pills beneath both: in the first column, so that they are never off screen)."""
 
     main: str
     detail: str = ""
+    flags: tuple[str, ...] = ()
 
 
 @dataclass
 class Table:
     columns: list[str]
     rows: list[dict] = field(default_factory=list)  # {"css": str, "cells": list[Cell]}
-    notes: bool = False  # whether the last column is the Notes column
 
 
 def anchor(name: str) -> str:
@@ -57,8 +68,7 @@ def reference_note(scenario: Scenario, rows: list[CaseRow]) -> str:
     references = sorted({r.reference for r in rows if r.reference})
     if original and references == [original]:
         return (
-            f"Speed-ups are relative to {original}, the article's original implementation; "
-            "the small line beneath is the 95 % bootstrap confidence interval."
+            f"Speed-ups are relative to {original}, the article's original implementation."
         )
     if not references:
         return ""
@@ -71,7 +81,7 @@ def reference_note(scenario: Scenario, rows: list[CaseRow]) -> str:
 
 
 def _time_cell(row: CaseRow) -> Cell:
-    iqr = f"±{NBSP}{fmt_seconds(row.time['iqr'])}" if row.time["n"] > 1 else ""
+    iqr = f"IQR{NBSP}{fmt_seconds(row.time['iqr'])}" if row.time["n"] > 1 else ""
     if row.extrapolated:
         measured = f"{EXTRAPOLATED} · measured {fmt_seconds(row.wall['median'])}"
         return Cell(fmt_seconds(row.time["median"]), f"{iqr} · {measured}" if iqr else measured)
@@ -99,14 +109,12 @@ def summary_table(scenario: Scenario, rows: list[CaseRow], inertia: dict[str, st
         columns += ["Test accuracy", f"Time to {scenario.target:g}"]
     else:
         columns += ["Time per iteration", "Inertia vs reference", "ARI"]
-    columns += ["CPU use", "Peak RSS", "Samples/s", "GFLOP/s", "n", "Notes"]
-    fastest: dict[tuple, CaseRow] = {}
-    for row in rows:
-        if row.ok:
-            fastest.setdefault(row.group, row)
+    columns += ["CPU use", "Peak RSS", "Samples/s", "GFLOP/s", "n"]
+    fastest = fastest_cases(rows)
     table = Table(columns)
     for row in rows:
-        cells = [Cell(row.label), _time_cell(row), _speedup_cell(row)]
+        label = Cell(row.label, status_note(row), tuple(row.flags))
+        cells = [label, _time_cell(row), _speedup_cell(row)]
         if scenario.trains:
             train = row.get("train_accuracy_median")
             cells.append(
@@ -142,32 +150,23 @@ def summary_table(scenario: Scenario, rows: list[CaseRow], inertia: dict[str, st
                 f"{100 * share:.2g}{NBSP}% of peak" if share is not None else "",
             ),
             Cell(str(row.time["n"])),
-            Cell(notes(row)),
         ]
-        table.rows.append({"css": _row_class(row, fastest.get(row.group) is row), "cells": cells})
-    table.notes = any(r["cells"][-1].main for r in table.rows)
-    if not table.notes:
-        table.columns.pop()
-        for r in table.rows:
-            r["cells"].pop()
+        table.rows.append({"css": _row_class(row, fastest.get(row.case_id)), "cells": cells})
     return table
 
 
-def notes(row: CaseRow, limit: int | None = REASON_CHARS_IN_TABLE) -> str:
-    """The row's flags and, for a case that is not ok, its status and reason."""
-    found = [*row.flags]
-    if row.status != outcomes.OK:
-        reason = " ".join(row.reason.split())
-        if limit is not None and len(reason) > limit:
-            reason = reason[: limit - 1] + "…"
-        found.append(f"{row.status}: {reason}" if reason else row.status)
-    return "; ".join(found)
+def status_note(row: CaseRow, limit: int | None = REASON_CHARS_IN_TABLE) -> str:
+    """For a case that did not end ok: its status and reason."""
+    if row.status == outcomes.OK:
+        return ""
+    reason = " ".join(row.reason.split())
+    if limit is not None and len(reason) > limit:
+        reason = reason[: limit - 1] + "…"
+    return f"{row.status}: {reason}" if reason else row.status
 
 
-def _row_class(row: CaseRow, fastest: bool) -> str:
-    classes = []
-    if fastest:
-        classes.append("fastest")
+def _row_class(row: CaseRow, fastest: str | None) -> str:
+    classes = [fastest] if fastest else []
     if row.flags:
         classes.append("flagged")
     if not row.ok:
@@ -263,6 +262,7 @@ def scenario_section(runs: Runs, scenario: Scenario, colours: dict[str, str]) ->
         "bars": None,
         "curves": None,
         "scatter": None,
+        "scatter_note": "",
         "front": [],
         "sizes": "",
         "scaling": [],
@@ -286,7 +286,8 @@ def scenario_section(runs: Runs, scenario: Scenario, colours: dict[str, str]) ->
             r.time["q1"],
             r.time["q3"],
             colours[r.implementation],
-            emphasis=r.implementation == r.reference,
+            reference=r.implementation == r.reference,
+            extrapolated=r.extrapolated,
         )
         for r in measured
     ]
@@ -308,7 +309,16 @@ def _add_scatter(
     true (this accuracy after this time) but it did not do the scenario's work: it is drawn,
     never part of the front."""
     quality = [r.get(quality_column(scenario)) for r in measured]
-    if all(q is None for q in quality):
+    known = [q for q in quality if q is not None]
+    if not known:
+        return
+    axis = "test accuracy" if scenario.trains else "adjusted Rand index"
+    if max(known) - min(known) <= SAME_QUALITY:
+        shown = quality_text(measured[quality.index(known[0])], scenario)
+        section["scatter_note"] = (
+            f"Every case reached the same {axis} ({shown}), so there is no trade-off between "
+            "time and quality to plot: the table and the bars say it all."
+        )
         return
     seconds = [r.wall["median"] for r in measured]
     front = pareto_front(
@@ -321,7 +331,6 @@ def _add_scatter(
         )
         for r, s, q, f in zip(measured, seconds, quality, front, strict=True)
     ]
-    axis = "test accuracy" if scenario.trains else "adjusted Rand index"
     section["scatter"] = figures.Figure(
         "pareto_scatter", (points, axis), f"{section['anchor']}-scatter"
     )
