@@ -11,14 +11,17 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup bench bench-full bench-overhead report test lint format clean
+.PHONY: setup rust bench bench-full bench-overhead report test lint format clean
 
-setup: $(STAMP)
+setup: $(STAMP) rust
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -e ".[$(EXTRAS)]"
 	touch $@
+
+rust: $(STAMP)  ## the compiled implementations (cargo + maturin), rebuilt only when their sources change
+	$(BIN)/python tools/build_rust.py
 
 bench: setup  ## every available case, quick profile (minutes); then the HTML report
 	$(BIN)/bench run --profile quick $(BENCH_ARGS)
@@ -41,6 +44,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/build_rust.py lint
 
 format: setup
 	$(BIN)/ruff format .
