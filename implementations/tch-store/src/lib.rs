@@ -131,16 +131,25 @@ struct TrainingData {
     _arrays: (Py<PyUntypedArray>, Py<PyUntypedArray>),
 }
 
-struct State {
-    mem: Memory,
-    model: Model,
-    loss: fn(&Tensor, &Tensor) -> Tensor,
-    optimizer: OptimizerSpec,
-    data: Option<TrainingData>,
+/// The scenario's optimizer: which of the store's updates follows each backward pass.
+enum Update {
+    Sgd {
+        lr: f64,
+    },
+    Momentum {
+        lr: f64,
+        beta: f64,
+    },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
 }
 
-impl State {
-    fn step(&mut self) -> PyResult<()> {
+impl Update {
+    fn of(spec: OptimizerSpec) -> PyResult<Self> {
         let OptimizerSpec {
             kind,
             lr,
@@ -148,34 +157,66 @@ impl State {
             beta1,
             beta2,
             eps,
-        } = &self.optimizer;
+        } = spec;
         match kind.as_str() {
-            "sgd" => self.mem.apply_grads_sgd(*lr),
-            "ema-momentum" => self.mem.apply_grads_sgd_momentum(*lr, *momentum),
-            "adam" => self.mem.apply_grads_adam(*lr, *beta1, *beta2, *eps),
-            other => return Err(PyValueError::new_err(format!("no optimizer {other}"))),
+            "sgd" => Ok(Self::Sgd { lr }),
+            "ema-momentum" => Ok(Self::Momentum { lr, beta: momentum }),
+            "adam" => Ok(Self::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            }),
+            other => Err(PyValueError::new_err(format!("no optimizer {other}"))),
         }
-        Ok(())
     }
 
+    fn apply(&self, mem: &mut Memory) {
+        match *self {
+            Self::Sgd { lr } => mem.apply_grads_sgd(lr),
+            Self::Momentum { lr, beta } => mem.apply_grads_sgd_momentum(lr, beta),
+            Self::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => mem.apply_grads_adam(lr, beta1, beta2, eps),
+        }
+    }
+}
+
+struct State {
+    mem: Memory,
+    model: Model,
+    loss: fn(&Tensor, &Tensor) -> Tensor,
+    update: Update,
+    data: Option<TrainingData>,
+}
+
+impl State {
     /// The article's training loop, over the given mini-batches: forward, cost, backward,
     /// the store's update. `indices` holds every batch, one after the other.
     fn train(&mut self, indices: &[i64], sizes: &[i64]) -> PyResult<f64> {
-        let data = self
-            .data
+        let Self {
+            mem,
+            model,
+            loss,
+            update,
+            data,
+        } = self;
+        let data = data
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("load() first"))?;
-        let (x, y) = (data.x.shallow_clone(), data.y.shallow_clone());
         let indices = Tensor::from_slice(indices);
         let mut error = Tensor::from(f64::NAN);
         let mut start = 0;
         for &size in sizes {
             let batch = indices.narrow(0, start, size);
             start += size;
-            let pred = self.model.forward(&self.mem, &x.index_select(0, &batch));
-            error = (self.loss)(&y.index_select(0, &batch), &pred);
+            let pred = model.forward(mem, &data.x.index_select(0, &batch));
+            error = loss(&data.y.index_select(0, &batch), &pred);
             error.backward();
-            self.step()?;
+            update.apply(mem);
         }
         Ok(error.double_value(&[]))
     }
@@ -226,7 +267,7 @@ impl Trainer {
             mem,
             model,
             loss,
-            optimizer,
+            update: Update::of(optimizer)?,
             data: None,
         };
         Ok(Self {
