@@ -60,5 +60,5 @@ class NdarrayMLP(Trainer):
         return self.mlp.predict(np.ascontiguousarray(x, dtype=self.scenario.dtype))
 
     def parameters(self):
-        names = [f"{kind}{i}" for i in range(1, len(self.scenario.layers) + 1) for kind in "Wb"]
-        return dict(zip(names, self.mlp.parameters(), strict=True))
+        # The canonical names in layer order, as the extension returns the arrays.
+        return dict(zip(self.scenario.parameter_shapes(), self.mlp.parameters(), strict=True))
