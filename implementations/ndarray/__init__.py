@@ -17,11 +17,6 @@ from bench.api import BatchSampler, Trainer, optional_imports, register
 with optional_imports():
     import bench_ndarray
 
-BUILD_HINT = (
-    "a Rust extension: install Rust (cargo) from https://rustup.rs, then run `make setup`, "
-    "which builds implementations/{folder} into .venv"
-)
-
 
 @register
 class NdarrayMLP(Trainer):
@@ -29,7 +24,10 @@ class NdarrayMLP(Trainer):
     model = "mlp"
     framework = "ndarray (Rust)"
     requires = ("bench_ndarray",)
-    install_hint = BUILD_HINT.format(folder="ndarray")
+    install_hint = (
+        "a Rust extension: install Rust (cargo) from https://rustup.rs, then run `make setup`, "
+        "which builds implementations/ndarray into .venv"
+    )
 
     def __init__(self, scenario, parameters, seed, device="cpu"):
         super().__init__(scenario, parameters, seed, device)
