@@ -11,9 +11,9 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup bench bench-full bench-overhead report test lint format clean
+.PHONY: setup rust bench bench-full bench-overhead report test lint format clean
 
-setup: $(STAMP)
+setup: $(STAMP) rust
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	@# never compiles kernels (no torch.compile), so triton goes.
 	$(BIN)/python -m pip uninstall --yes --quiet triton 2>/dev/null || true
 	touch $@
+
+rust: $(STAMP)  ## the compiled implementations (cargo + maturin), rebuilt only when their sources change
+	$(BIN)/python tools/build_rust.py
 
 bench: setup  ## every available case, quick profile (minutes); then the HTML report
 	$(BIN)/bench run --profile quick $(BENCH_ARGS)
@@ -45,6 +48,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/build_rust.py lint
 
 format: setup
 	$(BIN)/ruff format .

@@ -17,7 +17,15 @@ from bench.execution.weights import initial_parameters
 from bench.plugins import discover
 from bench.scenarios import SCENARIOS, Conv2d, Dense, Flatten, MaxPool2d
 
-IMPLEMENTATIONS = ("numpy-pure", "numpy-vectorized", "torch-store", "torch", "keras", "sklearn")
+IMPLEMENTATIONS = (
+    "numpy-pure",
+    "numpy-vectorized",
+    "torch-store",
+    "torch",
+    "keras",
+    "sklearn",
+    "tch-store",
+)
 CNN_SCENARIOS = [s for s in SCENARIOS.values() if s.model == "cnn"]
 # No scenario pads or strides its convolutions or overlaps its pooling windows; this variant
 # checks that every implementation would, and that the flattening order holds for more than

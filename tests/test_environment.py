@@ -35,6 +35,7 @@ EXPECTED_TYPES = {
     "git_commit": (str, type(None)),
     "git_dirty": (bool, type(None)),
     "environment_variables": dict,
+    "rust": (dict, type(None)),  # Cargo.lock crates and the compiled extensions built here
 }
 
 

@@ -12,7 +12,7 @@ from bench.plugins import discover
 from bench.scenarios import SCENARIOS
 
 SCENARIO = SCENARIOS["linfa-kmeans"]
-IMPLEMENTATIONS = ("numpy-vectorized", "numpy-pure", "torch")
+IMPLEMENTATIONS = ("numpy-vectorized", "numpy-pure", "torch", "linfa")
 RTOL = 1e-6
 
 # (k, seed of the initial centroids, max_iter, tol, how the reference stops)

@@ -16,7 +16,16 @@ from bench.plugins import discover
 from bench.scenarios import SCENARIOS, Optimizer
 
 REFERENCE = "numpy-vectorized"
-IMPLEMENTATIONS = ("numpy-pure", "numpy-vectorized", "torch-store", "torch", "keras", "sklearn")
+IMPLEMENTATIONS = (
+    "numpy-pure",
+    "numpy-vectorized",
+    "torch-store",
+    "torch",
+    "keras",
+    "sklearn",
+    "ndarray",
+    "tch-store",
+)
 EXPECTED_UNSUPPORTED = {("sklearn", "nielsen-mlp")}  # scikit-learn has no quadratic cost
 
 # No MLP scenario uses Adam (tch-cnn does); this variant checks the Adam steps too. It runs

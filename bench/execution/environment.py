@@ -9,8 +9,11 @@ seconds and start thread pools in the harness process.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -39,6 +42,18 @@ TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
 BLAS_FIELDS = ("user_api", "internal_api", "version", "architecture", "num_threads")
 EXTRA_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "VECLIB_MAXIMUM_THREADS")
 SUBPROCESS_TIMEOUT_S = 5.0
+# The crates behind the compiled implementations whose versions a run records (Cargo.lock).
+RUST_CRATES = (
+    "ndarray",
+    "matrixmultiply",
+    "linfa",
+    "linfa-clustering",
+    "tch",
+    "torch-sys",
+    "pyo3",
+    "numpy",
+    "rayon",
+)
 
 
 def fingerprint(threads: int, project_dir: Path) -> dict[str, Any]:
@@ -67,6 +82,7 @@ def fingerprint(threads: int, project_dir: Path) -> dict[str, Any]:
         "git_commit": _probe(lambda: _git(project_dir, "rev-parse", "--verify", "HEAD")),
         "git_dirty": _probe(lambda: _git_dirty(project_dir)),
         "environment_variables": _probe(_relevant_variables),
+        "rust": _probe(lambda: rust_builds(project_dir)),
     }
 
 
@@ -174,6 +190,32 @@ def _git_dirty(project_dir: Path) -> bool | None:
     # Untracked files count: a new, uncommitted implementation file changes what ran.
     status = _git(project_dir, "status", "--porcelain")
     return None if status is None else bool(status)
+
+
+def rust_stamp_dir() -> Path:
+    """Where `tools/build_rust.py` records each extension it installed in this environment."""
+    return Path(sys.prefix) / "bench-rust"
+
+
+def rust_builds(project_dir: Path) -> dict[str, Any] | None:
+    """The compiled implementations: the crate versions pinned by Cargo.lock, and for each
+    extension module installed here the build's record (rustc, cargo, RUSTFLAGS, target CPU,
+    the LibTorch version it links). None outside a Cargo workspace."""
+    lock = project_dir / "Cargo.lock"
+    if not lock.is_file():
+        return None
+    crates: dict[str, list[str]] = {}
+    for package in lock.read_text(encoding="utf-8").split("[[package]]")[1:]:
+        name = re.search(r'^name = "(.+)"$', package, re.MULTILINE)
+        version = re.search(r'^version = "(.+)"$', package, re.MULTILINE)
+        if name and version and name.group(1) in RUST_CRATES:
+            crates.setdefault(name.group(1), []).append(version.group(1))
+    builds = {
+        stamp.stem: json.loads(stamp.read_text(encoding="utf-8"))
+        for stamp in sorted(rust_stamp_dir().glob("*.json"))
+        if importlib.util.find_spec(stamp.stem) is not None
+    }
+    return {"crates": {name: ", ".join(v) for name, v in sorted(crates.items())}, "builds": builds}
 
 
 def _relevant_variables() -> dict[str, str]:

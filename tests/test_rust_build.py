@@ -1,0 +1,110 @@
+"""The compiled implementations without their toolchain: the build is a note, not a failure,
+and their cases are *skipped* with what is missing and how to fix it. Also what a run records
+about them (`bench.execution.environment.rust_builds`)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import smoke_args, stored_cases
+
+from bench.execution import environment
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTENSIONS = {"ndarray": "bench_ndarray", "linfa": "bench_linfa", "tch-store": "bench_tch_store"}
+SCENARIOS = "dlfs-mlp,tch-cnn,linfa-kmeans"
+
+
+def test_without_cargo_the_build_is_a_note_and_succeeds(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "build_rust.py")],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(tmp_path)},  # an empty folder: no cargo, no rustc
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cargo not found" in done.stdout
+    assert "https://rustup.rs" in done.stdout
+
+
+# The extensions made unimportable in the harness process, as in an environment where they
+# were never built: `None` in sys.modules makes importlib.util.find_spec say "not installed".
+HIDDEN_RUN = """
+import sys
+for module in {modules!r}:
+    sys.modules[module] = None
+from bench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_the_built_extensions_their_cases_are_skipped_with_the_fix(tmp_path):
+    results = tmp_path / "results"
+    script = HIDDEN_RUN.format(modules=list(EXTENSIONS.values()))
+    arguments = smoke_args("--scenario", SCENARIOS, "--impl", ",".join(EXTENSIONS))
+    done = subprocess.run(
+        [sys.executable, "-c", script, *arguments, "--results-dir", str(results)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": str(Path(sys.executable).parent)},  # no cargo either
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    cases = stored_cases(results)
+    assert set(cases) == set(EXTENSIONS)
+    for name, module in EXTENSIONS.items():
+        record = cases[name]
+        assert record["status"] == "skipped", record
+        assert f"requires {module}" in record["reason"]
+        assert "https://rustup.rs" in record["reason"]
+        assert "make setup" in record["reason"]
+    assert "skipped" in done.stdout
+
+
+def test_rust_builds_reads_cargo_lock_and_the_build_records(tmp_path, monkeypatch):
+    (tmp_path / "Cargo.lock").write_text(
+        "version = 4\n\n"
+        '[[package]]\nname = "ndarray"\nversion = "0.16.1"\n\n'
+        '[[package]]\nname = "ndarray"\nversion = "0.15.6"\n\n'
+        '[[package]]\nname = "serde"\nversion = "1.0.0"\n\n'
+        '[[package]]\nname = "tch"\nversion = "0.26.0"\ndependencies = ["torch-sys"]\n'
+    )
+    prefix = tmp_path / "venv"
+    (prefix / "bench-rust").mkdir(parents=True)
+    record = {"rustc": "rustc 1.95.0", "rustflags": "-C target-cpu=native", "libtorch": "2.13.0"}
+    (prefix / "bench-rust" / "json.json").write_text(json.dumps(record))  # an importable name
+    (prefix / "bench-rust" / "not_installed_anymore.json").write_text(json.dumps(record))
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+
+    found = environment.rust_builds(tmp_path)
+
+    assert found["crates"] == {"ndarray": "0.16.1, 0.15.6", "tch": "0.26.0"}
+    assert found["builds"] == {"json": record}  # a record whose module is gone is left out
+    assert environment.rust_builds(tmp_path / "elsewhere") is None
+
+
+def test_the_fingerprint_records_this_workspace():
+    rust = environment.fingerprint(1, ROOT)["rust"]
+    assert rust["crates"]["ndarray"] == "0.16.1"
+    for crate in ("matrixmultiply", "linfa", "linfa-clustering", "tch", "pyo3", "numpy"):
+        assert rust["crates"][crate], crate
+    for module, build in rust["builds"].items():
+        assert build["rustc"].startswith("rustc "), module
+        assert build["cargo"].startswith("cargo "), module
+        assert "rustflags" in build and "target_cpu" in build, module
+    if "bench_tch_store" in rust["builds"]:
+        assert rust["builds"]["bench_tch_store"]["libtorch"].startswith(_version("torch"))
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{distribution} is not installed")
