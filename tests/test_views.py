@@ -62,10 +62,11 @@ def test_every_view_reports_the_same_comparable_time_for_a_capped_case(tmp_path,
         for p in articles["published"]
         if (p["implementation"], p["metric"]) == ("numpy-vectorized", "train time")
     ]
-    assert time == f"{ten_minutes} (extrapolated) (profile quick)"
+    assert time["text"] == f"{ten_minutes} (extrapolated)"
+    assert time["differs"] == "quick profile: 1,000 steps; the article: 10,000 steps"
     # the Markdown summary: the glance line and the case's line
     markdown = report.render_markdown(context)
-    assert markdown.count("10 min (extrapolated)") == 2
+    assert markdown.count(f"{ten_minutes} (extrapolated)") == 2
     # bench compare, in Python and in the terminal
     (compared,) = compare.compare_runs(store, store).cases
     assert compared.baseline_median == compared.candidate_median == 600.0
@@ -174,3 +175,50 @@ def test_a_format_1_scenario_gone_from_the_catalogue_keeps_its_stored_name(tmp_p
     assert section["name"] == "retired-mlp"
     assert "not in this version's catalogue" in section["title"]
     assert [r.implementation for r in section["rows"]] == ["numpy-vectorized"]
+
+
+def test_articles_vs_here_answers_with_the_harness_numbers_and_says_how_they_differ(tmp_path):
+    from runs import quick_like_run
+
+    context = report.build([quick_like_run(tmp_path)])
+    published = {
+        (a["name"], p["implementation"], p["metric"]): p["here"]
+        for a in context["articles"]
+        for p in a["published"]
+    }
+    # Nielsen's network.py is numpy-pure: its accuracy is measured here, after a quick budget
+    book = published["nielsen-mlp", "book (Nielsen)", "test accuracy"]
+    assert book["text"] == "90.30\xa0%"
+    assert book["differs"] == "quick profile: 5,000 steps; the article: 30 epochs"
+    assert "fallback data: mnist-5k" in book["flags"]
+    # the K-Means fit: 100 000 points here against the article's 1 000 000, said so
+    sklearn = published["linfa-kmeans", "sklearn", "fit time (1M points)"]
+    assert sklearn["differs"] == "quick profile: 100,000 points; the article: 1,000,000 points"
+    # a ratio is answered with the ratio measured here, or with what is missing
+    rust = published["tch-mlp", "Rust+LibTorch", "time vs torch"]
+    assert rust["text"] == "not measured here: no tch-store case in this run"
+    assert not rust["differs"]  # nothing was measured, so nothing differs
+    vs_ndarray = published["nielsen-mlp", "numpy-pure", "time vs Rust ndarray"]
+    assert vs_ndarray["text"] == "not measured here: no ndarray case in this run"
+    answers = [here["text"] for here in published.values()]
+    assert "reference" not in answers and "no such implementation here" not in answers
+    # the fallback data is flagged once per scenario, not after every implementation
+    (nielsen,) = [a for a in context["articles"] if a["name"] == "nielsen-mlp"]
+    assert all("fallback data: mnist-5k" not in s["flags"] for s in nielsen["speeds"])
+    assert "Data: mnist-5k here, mnist in the article." in nielsen["run_notes"]
+
+
+def test_the_markdown_summary_keeps_units_whole_and_capped_cases_apart(tmp_path):
+    from runs import quick_like_run
+
+    store = quick_like_run(tmp_path / "results")
+    html = report.write([store], tmp_path / "reports")
+    markdown = report.write([store], tmp_path / "reports", fmt="md").read_text()
+    assert f"`{html}`" in markdown  # where the full report is
+    assert "2.1\xa0s" in markdown and "2.1 s" not in markdown  # "13.5 s" never wraps
+    unfinished = markdown.split("### Cases that did not finish cleanly")[1].split("###")[0]
+    assert "numpy-pure" not in unfinished  # capped, but finished
+    assert "### Capped cases" in markdown
+    assert "| Implementation | Time | IQR | n |" in markdown
+    (fallback,) = [line for line in markdown.splitlines() if "Fallback dataset" in line]
+    assert len(fallback) < 400  # what happened, in a sentence; the fix on a line of its own

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.files import atomic_write_text
 from bench.report import articles, figures, overview, sections
-from bench.report.format import fmt_pct, fmt_time
+from bench.report.format import fmt_pct, fmt_seconds, fmt_time
 from bench.report.load import Runs
 from bench.report.render import render_html, render_markdown
 from bench.report.rows import CaseRow, quality_text, speed_words
@@ -52,8 +52,12 @@ def write(
     baseline: RunStore | None = None,
     fmt: str = "html",
 ) -> Path:
-    """Write `<run-id>.<fmt>` and `latest.<fmt>` under `reports_dir`; return the first path."""
-    text = FORMATS[fmt](build(stores, baseline=baseline))
+    """Write `<run-id>.<fmt>` and `latest.<fmt>` under `reports_dir`; return the first path.
+    A Markdown summary names its HTML report when one was written beside it."""
+    context = build(stores, baseline=baseline)
+    html = reports_dir / f"{_report_id(stores)}.html"
+    context["html_report"] = str(html) if fmt != "html" and html.is_file() else ""
+    text = FORMATS[fmt](context)
     path = reports_dir / f"{_report_id(stores)}.{fmt}"
     atomic_write_text(path, text)
     atomic_write_text(reports_dir / f"latest.{fmt}", text)
@@ -81,6 +85,8 @@ def _brief(row: CaseRow, scenario: Scenario) -> dict:
     return {
         "label": row.label,
         "time": fmt_time(row.time["median"], row.extrapolated),
+        "iqr": fmt_seconds(row.time["iqr"]) if row.time["n"] > 1 else "–",
+        "n": str(row.time["n"]),
         "speed": speed_words(row) if row.measured else "–",
         "quality": quality_text(row, scenario),
         "cpu": fmt_pct(row.get("utilisation_median"), 0),
@@ -120,4 +126,5 @@ def build(stores: Sequence[RunStore], *, baseline: RunStore | None = None) -> di
         "comparison": overview.comparison(baseline, stores[-1]) if baseline else None,
         "environments": environments,
         "peak_measured": any(meta.machine_peak for meta in runs.metas),
+        "html_report": "",
     }

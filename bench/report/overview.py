@@ -65,9 +65,25 @@ def fallbacks(runs: Runs) -> list[dict]:
                 key = (dataset.requested, dataset.used, dataset.fallback_reason)
                 found.setdefault(key, []).append(scenario)
     return [
-        {"requested": k[0], "used": k[1], "reason": k[2], "scenarios": sorted(set(v))}
+        {"requested": k[0], "used": k[1], "scenarios": sorted(set(v)), **_what_and_fix(k[2])}
         for k, v in found.items()
     ]
+
+
+# Where a fallback reason stops saying what happened and starts saying how to fix it (the
+# datasets package ends every "not available" reason with it).
+FIX_MARKER = "To provide it:"
+
+
+def _what_and_fix(reason: str) -> dict[str, object]:
+    """A fallback's reason in two parts: what happened, sentence by sentence, and the ways
+    to provide the real data, one by one."""
+    what, _, fix = reason.partition(FIX_MARKER)
+    return {
+        "reason": reason,
+        "what": [s.strip() + "." for s in what.strip().rstrip(".").split(". ") if s.strip()],
+        "fix": [way.strip().rstrip(".") for way in fix.split("; or ") if way.strip()],
+    }
 
 
 def problems(runs: Runs) -> list[dict]:

@@ -51,8 +51,10 @@ def render_markdown(context: dict) -> str:
 
 
 def md(text: object) -> str:
-    """Literal text in a GitHub Markdown table cell: no markup, no HTML, one line."""
-    text = re.sub("[&<>]", lambda m: _HTML_SPECIAL[m.group()], " ".join(str(text).split()))
+    """Literal text in a GitHub Markdown table cell: no markup, no HTML, one line. Its
+    non-breaking spaces stay: "13.5 s" must not wrap between the number and its unit."""
+    text = re.sub(r"[ \t\r\n\f\v]+", " ", str(text)).strip()
+    text = re.sub("[&<>]", lambda m: _HTML_SPECIAL[m.group()], text)
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 

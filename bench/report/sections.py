@@ -67,9 +67,7 @@ def reference_note(scenario: Scenario, rows: list[CaseRow]) -> str:
     original = scenario.original or None
     references = sorted({r.reference for r in rows if r.reference})
     if original and references == [original]:
-        return (
-            f"Speed-ups are relative to {original}, the article's original implementation."
-        )
+        return f"Speed-ups are relative to {original}, the article's original implementation."
     if not references:
         return ""
     missing = (

@@ -144,13 +144,21 @@ class KMeansSpec:
 @dataclass(frozen=True)
 class Published:
     """One number an article published, kept verbatim for the "articles vs here" table.
-    A ratio names the implementation it is against (`versus`): the report answers it with
-    the ratio of the two measured here."""
+
+    `implementation` names its source as the article did; `answered_by` is the
+    implementation here whose number answers it, when it is not the same name (Nielsen's
+    network.py is `numpy-pure`). A ratio names the implementation it is against (`versus`):
+    the report answers it with the ratio of the two measured here."""
 
     implementation: str
     metric: str
     value: str
     versus: str = ""
+    answered_by: str = ""
+
+    @property
+    def measured_by(self) -> str:
+        return self.answered_by or self.implementation
 
 
 # --- scenario ----------------------------------------------------------------------------
