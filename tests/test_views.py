@@ -222,3 +222,18 @@ def test_the_markdown_summary_keeps_units_whole_and_capped_cases_apart(tmp_path)
     assert "| Implementation | Time | IQR | n |" in markdown
     (fallback,) = [line for line in markdown.splitlines() if "Fallback dataset" in line]
     assert len(fallback) < 400  # what happened, in a sentence; the fix on a line of its own
+
+
+def test_every_element_id_of_the_report_is_unique(tmp_path):
+    import collections
+    import re
+
+    from runs import quick_like_run
+
+    page = report.render_html(report.build([quick_like_run(tmp_path)]))
+    ids = collections.Counter(re.findall(r'\bid="([^"]+)"', page))
+    assert len(ids) > 500  # the figures' elements are there
+    assert [i for i, n in ids.items() if n > 1] == []
+    # every internal reference still points at an element
+    references = set(re.findall(r'(?:href="#|url\(#)([^")]+)', page))
+    assert references and references <= set(ids)
