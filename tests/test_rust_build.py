@@ -108,3 +108,64 @@ def _version(distribution: str) -> str:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         pytest.skip(f"{distribution} is not installed")
+
+
+def test_bench_new_rust_in_implementations_joins_the_cargo_workspace(tmp_path, monkeypatch):
+    from bench import scaffold
+
+    (tmp_path / "implementations").mkdir()
+    workspace = tmp_path / "Cargo.toml"
+    workspace.write_text((ROOT / "Cargo.toml").read_text())
+    monkeypatch.setattr(scaffold, "BUILTIN_DIR", (tmp_path / "implementations").resolve())
+    monkeypatch.setattr(scaffold, "WORKSPACE", workspace)
+    lib = scaffold.new_plugin("my-rust", "mlp", tmp_path / "implementations", "rust")
+    assert lib == tmp_path / "implementations" / "my-rust" / "src" / "lib.rs"
+    assert '"implementations/ndarray"' in workspace.read_text()
+    assert '"implementations/my-rust"]' in workspace.read_text()
+    assert "[workspace]" not in (lib.parent.parent / "Cargo.toml").read_text()
+    assert "make setup" in scaffold.next_steps("my-rust", lib)
+
+
+@pytest.mark.parametrize(
+    ("model", "unwritten"), [("mlp", "src/lib.rs Model::train"), ("kmeans", "src/lib.rs fit")]
+)
+def test_bench_new_rust_writes_a_crate_that_builds_is_listed_and_fails_check(
+    tmp_path, model, unwritten
+):
+    from bench import scaffold
+
+    plugins = tmp_path / "plugins"
+    lib = scaffold.new_plugin("my-rust", model, plugins, "rust")
+    crate = lib.parent.parent
+    assert "[workspace]" in (crate / "Cargo.toml").read_text()  # builds on its own
+    assert "pip install --no-build-isolation" in scaffold.next_steps("my-rust", lib)
+    # Built as `make setup` builds: maturin, with the project's target folder and flags, so
+    # that the dependencies already compiled there are reused.
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    build = [sys.executable, "-m", "maturin", "build", "--release", "--quiet",
+             "--auditwheel", "skip", "--interpreter", sys.executable,
+             "--manifest-path", str(crate / "Cargo.toml"), "--out", str(wheels)]  # fmt: skip
+    environment = {**os.environ, "CARGO_TARGET_DIR": str(ROOT / "target")}
+    environment.setdefault("RUSTFLAGS", "-C target-cpu=native")
+    done = subprocess.run(build, capture_output=True, text=True, env=environment, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = wheels.glob("*.whl")
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target"]
+    subprocess.run([*install, str(site), str(wheel)], check=True, timeout=300)
+
+    def bench(*arguments):
+        pythonpath = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+        return subprocess.run(
+            [sys.executable, "-m", "bench.cli", *arguments, "--plugins", str(plugins)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": pythonpath},
+            timeout=600,
+        )
+
+    listed = bench("list")
+    assert listed.returncode == 0, listed.stderr
+    assert "my-rust" in listed.stdout and "available" in listed.stdout
+    checked = bench("check", "my-rust")
+    assert checked.returncode == 1
+    assert f"FILL IN {unwritten}" in " ".join(checked.stdout.split())

@@ -21,6 +21,12 @@ def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
         "--model", choices=tuple(scaffold.MODELS), default="mlp", help="default: mlp"
     )
     parser.add_argument(
+        "--lang",
+        choices=scaffold.LANGUAGES,
+        default="python",
+        help="python (default), or rust: a crate built with PyO3 + maturin and its Python face",
+    )
+    parser.add_argument(
         "--dir", type=Path, default=Path("implementations"), help="where to write NAME/"
     )
     parser.set_defaults(func=run)
@@ -28,9 +34,10 @@ def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        module = scaffold.new_plugin(args.name, args.model, args.dir)
+        module = scaffold.new_plugin(args.name, args.model, args.dir, args.lang)
     except scaffold.ScaffoldError as error:
         raise UsageError(str(error)) from None
-    console.print(f"Wrote {escape(str(module.parent))}/")
+    folder = module.parent.parent if module.suffix == ".rs" else module.parent
+    console.print(f"Wrote {escape(str(folder))}/")
     console.print(escape(scaffold.next_steps(args.name, module)))
     return 0
