@@ -195,6 +195,14 @@ class BatchSampler:
         for start in range(0, self.n, self.batch_size):
             yield order[start : start + self.batch_size]
 
+    def take(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next `steps` mini-batches at once, for code that trains on all of them without
+        returning to Python (a compiled extension): their indices one batch after another,
+        and each batch's size."""
+        batches = [self.next() for _ in range(steps)]
+        sizes = np.array([len(batch) for batch in batches], dtype=np.int64)
+        return np.concatenate(batches).astype(np.int64, copy=False), sizes
+
     def next(self) -> np.ndarray:
         if self.sampling == "full-batch":
             return np.arange(self.n)

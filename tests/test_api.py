@@ -76,3 +76,11 @@ def test_importing_the_plugin_api_imports_no_harness_machinery():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     imported = set(done.stdout.split()) - {"bench.api", "bench.names"}
     assert imported and all(m.startswith("bench.scenarios") for m in imported), imported
+
+
+def test_take_hands_over_the_same_batches_as_next():
+    taken, stepped = (BatchSampler(10, 4, "shuffled-epochs", seed=5) for _ in range(2))
+    indices, sizes = taken.take(4)
+    expected = [stepped.next() for _ in range(4)]
+    assert list(sizes) == [4, 4, 2, 4] and indices.dtype == np.int64
+    np.testing.assert_array_equal(indices, np.concatenate(expected))

@@ -51,8 +51,7 @@ class NdarrayMLP(Trainer):
         )
 
     def train(self, steps):
-        batches = [self.batches.next() for _ in range(steps)]
-        return self.mlp.train(np.concatenate(batches), np.array([len(b) for b in batches]))
+        return self.mlp.train(*self.batches.take(steps))
 
     def predict(self, x):
         return self.mlp.predict(np.ascontiguousarray(x, dtype=self.scenario.dtype))

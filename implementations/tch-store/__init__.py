@@ -61,8 +61,7 @@ class TchStoreMLP(Trainer):
         )
 
     def train(self, steps):
-        batches = [self.batches.next() for _ in range(steps)]
-        return self.store.train(np.concatenate(batches), np.array([len(b) for b in batches]))
+        return self.store.train(*self.batches.take(steps))
 
     def predict(self, x):
         return self.store.predict(np.ascontiguousarray(x, dtype=self.scenario.dtype))

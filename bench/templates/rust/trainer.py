@@ -37,9 +37,7 @@ class TemplateClass(Trainer):
         )
 
     def train(self, steps):
-        batches = [self.batches.next() for _ in range(steps)]
-        sizes = np.array([len(b) for b in batches], dtype=np.int64)
-        return self.network.train(self.x, self.y, np.concatenate(batches), sizes)
+        return self.network.train(self.x, self.y, *self.batches.take(steps))
 
     def predict(self, x):
         return self.network.predict(np.ascontiguousarray(x, dtype=np.float64))
