@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFormatter
 
 from bench.report.figures import Bar, Curve, Figure, Point, Series, ThreadSeries
 from bench.report.format import NBSP, fmt_seconds
@@ -95,6 +95,19 @@ def _seconds(value: float, _position: object = None) -> str:
     return fmt_seconds(value).replace(NBSP, " ") if value > 0 else "0"
 
 
+# Tick steps that read as round numbers of the unit the labels use (ms, s, min, h).
+_SECOND_STEPS = sorted(
+    [m * 10.0**e for e in range(-6, 2) for m in (1, 2, 5)] + [60, 120, 300, 600, 900, 1800, 3600]
+)
+
+
+def _tick_step(span: float, ticks: int = 6) -> float:
+    """The smallest round step that puts at most `ticks` ticks on an axis of `span` seconds;
+    whole minutes once the labels are in minutes (from 2 min on)."""
+    steps = [s for s in _SECOND_STEPS if s >= 60] if span > 120 else _SECOND_STEPS
+    return next((s for s in steps if span / s <= ticks), span / ticks)
+
+
 def time_bars(bars: Sequence[Bar], salt: str) -> str:
     """Median time per case (fastest on top) with the interquartile range as error bar, on a
     linear axis from zero: a bar twice as long is a case twice as slow."""
@@ -139,6 +152,7 @@ def time_bars(bars: Sequence[Bar], salt: str) -> str:
         ax.set_yticks(range(len(bars)), [_text(b.label) for b in bars])
         ax.invert_yaxis()
         ax.set_xlim(0, right * 1.25)
+        ax.xaxis.set_major_locator(MultipleLocator(_tick_step(right * 1.25)))
         ax.xaxis.set_major_formatter(FuncFormatter(_seconds))
         ax.set_xlabel("median time per round (error bar: interquartile range)")
         ax.grid(axis="y", visible=False)
