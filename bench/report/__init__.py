@@ -10,7 +10,8 @@ Data and rendering stay apart:
     overview   header, banners, at a glance, problems, comparison, environment
     articles   each article's published numbers beside this run's
     format     how every number is written (shared with the terminal)
-    figures    matplotlib figures as inline SVG, drawn while the HTML renders
+    figures    what each figure shows (specs); plots draws them as inline SVG, with labels
+               and style, while the HTML renders
     render     the Jinja templates (templates/): HTML with inlined CSS, and Markdown
 
 Figures are inline SVG, CSS is inline, nothing is fetched: the file reads the same offline,

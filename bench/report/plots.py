@@ -8,7 +8,6 @@ so the figure can sit inside the HTML.
 from __future__ import annotations
 
 import io
-import logging
 import math
 import re
 from collections.abc import Sequence
@@ -21,40 +20,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFo
 
 from bench.report.figures import Bar, Curve, Figure, Point, Series, ThreadSeries
 from bench.report.format import NBSP, fmt_seconds
-
-INK = "#1f2933"
-LOG_SPAN = 30  # a time axis spanning more than this factor is drawn logarithmic
-LABEL_SIZE = 7.5
-MUTED = "#6b7280"
-GRID = "#e5e7eb"
-FONT_STACK = ["system-ui", "Segoe UI", "Helvetica Neue", "Arial", "DejaVu Sans"]
-STYLE = {
-    "svg.fonttype": "none",
-    "font.family": "sans-serif",
-    "font.sans-serif": FONT_STACK,
-    "font.size": 9,
-    "axes.edgecolor": MUTED,
-    "axes.labelcolor": INK,
-    "axes.titlesize": 10,
-    "axes.titleweight": "bold",
-    "axes.titlelocation": "left",
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.color": GRID,
-    "grid.linewidth": 0.8,
-    "xtick.color": MUTED,
-    "ytick.color": MUTED,
-    "legend.frameon": False,
-    "legend.fontsize": 8,
-}
-# Only the first fonts of the stack exist in the browser; matplotlib measures with the last.
-logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
-
-
-def _text(label: str) -> str:
-    """Plain text for matplotlib: a `$` would start mathtext."""
-    return label.replace("$", r"\$")
+from bench.report.labels import place_labels
+from bench.report.style import INK, MUTED, STYLE, plain_text
 
 
 def to_svg(fig: plt.Figure, salt: str) -> str:
@@ -149,7 +116,7 @@ def time_bars(bars: Sequence[Bar], salt: str) -> str:
                 color=INK,
                 fontsize=8,
             )
-        ax.set_yticks(range(len(bars)), [_text(b.label) for b in bars])
+        ax.set_yticks(range(len(bars)), [plain_text(b.label) for b in bars])
         ax.invert_yaxis()
         ax.set_xlim(0, right * 1.25)
         ax.xaxis.set_major_locator(MultipleLocator(_tick_step(right * 1.25)))
@@ -220,7 +187,7 @@ def accuracy_curves(curves: Sequence[Curve], target: float | None, salt: str) ->
                     alpha=0.8,
                     marker="o",
                     markersize=2.5,
-                    label=_text(curve.label) if i == 0 else None,
+                    label=plain_text(curve.label) if i == 0 else None,
                     gid=f"{salt}-data-{k}-{i}",
                 )
         if target is not None:
@@ -274,127 +241,13 @@ def pareto_scatter(points: Sequence[Point], quality: str, salt: str) -> str:
         logarithmic = _log_x_if_wide(ax, [p.seconds for p in points])
         ax.margins(x=0.3, y=0.25)
         _fraction_axis(ax, [p.quality for p in points])
-        _place_labels(ax, points, salt)
+        place_labels(ax, points, salt)
         ax.xaxis.set_major_formatter(FuncFormatter(_seconds))
         scale = ", log scale" if logarithmic else ""
         ax.set_xlabel(f"median train time (faster ←{scale})")
         ax.set_ylabel(f"{quality} (better ↑)")
         ax.set_title("Quality vs time (outlined: Pareto front)")
         return to_svg(fig, salt)
-
-
-# Where a label may go, in points from its marker: beside it first, then on rings farther
-# out, tied to it by a leader line. (dx, dy, horizontal alignment, vertical alignment)
-_BESIDE = [
-    (6, 0, "left", "center"),
-    (-6, 0, "right", "center"),
-    (0, 6, "center", "bottom"),
-    (0, -6, "center", "top"),
-    (5, 5, "left", "bottom"),
-    (-5, 5, "right", "bottom"),
-    (5, -5, "left", "top"),
-    (-5, -5, "right", "top"),
-]
-
-
-def _ring(radius: float, steps: int = 12) -> list[tuple[float, float, str, str]]:
-    places = []
-    for k in range(steps):
-        angle = 2 * math.pi * k / steps
-        dx, dy = radius * math.cos(angle), radius * math.sin(angle)
-        ha = "left" if dx > 1 else "right" if dx < -1 else "center"
-        va = "bottom" if dy > 1 else "top" if dy < -1 else "center"
-        places.append((dx, dy, ha, va))
-    return places
-
-
-_FARTHER = [place for radius in (18, 30, 46, 66) for place in _ring(radius)]
-
-
-def _place_labels(ax: plt.Axes, points: Sequence[Point], salt: str) -> None:
-    """Each label at the first place, beside its point, that stays inside the axes and
-    covers no other point or label; if there is none, farther out with a leader line; if
-    every place is crowded, the one that covers least."""
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    box = ax.get_window_extent(renderer)
-    centres = [
-        ax.transData.transform((p.seconds, p.quality)) if _ok(p.seconds) and _ok(p.quality)
-        else None
-        for p in points
-    ]  # fmt: skip
-    radius = 6 * fig.dpi / 72
-    taken: list = []
-    for i, (p, centre) in enumerate(zip(points, centres, strict=True)):
-        if centre is None:
-            continue
-        best = None
-        for place in [*_BESIDE, *_FARTHER]:
-            label = _annotate(ax, p, place)
-            extent = label.get_window_extent(renderer).padded(2)
-            label.remove()
-            cost = _crowding(extent, centre, i, centres, taken, box, radius)
-            if best is None or cost < best[0]:
-                best = (cost, place, extent)
-            if cost == 0:
-                break
-        _, place, extent = best
-        label = _annotate(ax, p, place, leader=place not in _BESIDE)
-        if label.arrow_patch is not None:
-            label.arrow_patch.set_gid(f"{salt}-leader-{i}")
-        label.set_gid(f"{salt}-label-{i}")
-        taken.append(extent)
-
-
-def _annotate(ax: plt.Axes, p: Point, place: tuple, leader: bool = False):
-    dx, dy, ha, va = place
-    arrow = {"arrowstyle": "-", "color": MUTED, "linewidth": 0.6, "shrinkA": 0, "shrinkB": 0}
-    return ax.annotate(
-        _text(p.label),
-        (p.seconds, p.quality),
-        xytext=(dx, dy),
-        textcoords="offset points",
-        ha=ha,
-        va=va,
-        fontsize=LABEL_SIZE,
-        color=INK,
-        zorder=4,
-        arrowprops=arrow if leader else None,
-    )
-
-
-def _crowding(extent, centre, index, centres, taken, box, radius) -> float:
-    """0 where a label's box stays inside the axes and clears every other point and label,
-    and nothing sits between it and its own point (a point drawn on top of its own cannot
-    be avoided: only the box must clear it); more, the more it covers."""
-    inside = box.contains(extent.x0, extent.y0) and box.contains(extent.x1, extent.y1)
-    x, y = centre
-    nearest = (min(max(x, extent.x0), extent.x1), min(max(y, extent.y0), extent.y1))
-    points = sum(
-        _near(extent, c, radius)
-        or (math.dist(c, centre) >= radius and _segment_distance(c, centre, nearest) < radius)
-        for j, c in enumerate(centres)
-        if c is not None and j != index
-    )
-    labels = sum(extent.overlaps(other) for other in taken)
-    return (0 if inside else 100) + 10 * points + 10 * labels
-
-
-def _segment_distance(point, start, end) -> float:
-    """How far `point` is from the segment `start`-`end` (a label's reach to its point)."""
-    (px, py), (sx, sy), (ex, ey) = point, start, end
-    length = (ex - sx) ** 2 + (ey - sy) ** 2
-    along = ((px - sx) * (ex - sx) + (py - sy) * (ey - sy)) / length if length else 0.0
-    t = max(0.0, min(1.0, along))
-    return math.dist(point, (sx + t * (ex - sx), sy + t * (ey - sy)))
-
-
-def _near(extent, centre, radius: float) -> bool:
-    """Whether a label's box comes within `radius` of a point's centre."""
-    x, y = centre
-    dx = max(extent.x0 - x, 0, x - extent.x1)
-    dy = max(extent.y0 - y, 0, y - extent.y1)
-    return math.hypot(dx, dy) < radius
 
 
 def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
@@ -404,7 +257,7 @@ def scaling(series: Sequence[Series], size_name: str, salt: str) -> str:
             [s.label + (" (∝ n^0.00)" if math.isfinite(s.exponent) else "") for s in series]
         )
         for k, s in enumerate(series):
-            label = _text(s.label)
+            label = plain_text(s.label)
             if math.isfinite(s.exponent):
                 label += f" (∝ n^{s.exponent:.2f})"
                 lo, hi = min(s.sizes), max(s.sizes)
@@ -456,7 +309,7 @@ def thread_scaling(series: Sequence[ThreadSeries], salt: str) -> str:
                 "o-",
                 color=s.colour,
                 markersize=4,
-                label=_text(s.label),
+                label=plain_text(s.label),
                 gid=f"{salt}-data-{k}",
             )
         ax.set_xticks(sorted({t for s in series for t in s.threads}))
