@@ -360,7 +360,6 @@ def test_mnist_5k_split_is_fixed_stratified_and_uint8():
     assert first.x_train.dtype == np.uint8 and first.y_train.dtype == np.int64
     assert np.bincount(first.y_train).tolist() == [400] * 10
     assert np.bincount(first.y_test).tolist() == [100] * 10
-    assert first.y_train[:10].tolist() == list(range(10))  # any prefix is balanced
     assert first.x_train.max() > 200
     for got, again in zip(dataclasses.astuple(first), dataclasses.astuple(second), strict=True):
         np.testing.assert_array_equal(got, again)
