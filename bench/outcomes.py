@@ -34,6 +34,13 @@ class Diverged(ArithmeticError):
     """The training loss is no longer a finite number."""
 
 
+class PluginExit(Exception):
+    """A plugin raised SystemExit or KeyboardInterrupt (its `__cause__`). pytest and
+    pytest-benchmark treat those as the end of the session, not as a failed test, so the
+    suites carry them as this ordinary exception: the case then fails with the plugin's own
+    exception as its reason."""
+
+
 def classify(error: BaseException) -> str:
     if isinstance(error, Diverged):
         return DIVERGED
