@@ -15,6 +15,9 @@ OUT_OF_MEMORY = "out-of-memory"
 TIMEOUT = "timeout"  # killed after the case's time limit
 CRASHED = "crashed"  # the worker process died without reporting (segfault, SIGKILL, ...)
 INTERRUPTED = "interrupted"  # Ctrl-C; `bench run --resume` runs it again
+# Its stored file cannot be read back (truncated, not JSON, fields missing): set by the store
+# when reading, never by a worker; `bench run --resume` runs it again.
+DAMAGED = "damaged"
 
 STATUSES = (
     OK,
@@ -26,8 +29,12 @@ STATUSES = (
     TIMEOUT,
     CRASHED,
     INTERRUPTED,
+    DAMAGED,
 )
 NOT_RUN = (SKIPPED, UNSUPPORTED)
+# A case stored with one of these has no final record: `--resume` runs it again. Any other
+# stored status is final, and is never replaced.
+RUN_AGAIN = (INTERRUPTED, DAMAGED)
 
 
 class Diverged(ArithmeticError):
