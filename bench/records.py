@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +30,31 @@ CASES_DIR = "cases"
 BENCHMARKS_DIR = "benchmarks"
 WORK_DIR = "work"
 TABLE_NAMES = ("rounds", "curves", "summary")
+# Held (an advisory lock) by the one `bench run` writing the run; names the holder.
+LOCK_FILE = "writer.lock"
 # A case's work folder, shared by the runner and its worker.
 CASE_FILE = "case.json"
 ROUNDS_FILE = "rounds.jsonl"  # one RoundRecord per line, appended as each round ends
 BENCHMARK_FILE = "benchmark.json"  # pytest-benchmark's own JSON
 OUTCOME_FILE = "outcome.json"  # the worker's last act
 LOG_FILE = "worker.log"
+
+
+# A case id names files and a folder (cases/<id>.json, benchmarks/<id>.json, work/<id>/), so
+# it is made of characters that are safe in a file name, starts with a letter or digit (no
+# "..", no hidden file) and stays well below the 255 bytes a file name may have, leaving room
+# for the suffixes of atomic writes.
+CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]*$")
+MAX_CASE_ID_CHARS = 200
+
+
+def case_id_problem(case_id: str) -> str | None:
+    """Why `case_id` (or a part of one) cannot name a file, or None."""
+    if len(case_id) > MAX_CASE_ID_CHARS:
+        return f"is {len(case_id)} characters long, more than {MAX_CASE_ID_CHARS}"
+    if not CASE_ID.match(case_id):
+        return "may hold only letters, digits and . _ : = + -, and starts with a letter or digit"
+    return None
 
 
 def _known(cls: type, data: dict) -> tuple[dict, dict]:
@@ -99,9 +119,15 @@ class Case:
 
     def __post_init__(self) -> None:
         if not self.id:
-            ident = f"{self.scenario}--{self.implementation}--t{self.threads}--{self.device}"
-            ident += "".join(f"--{k}={v}" for k, v in sorted(self.overrides.items()))
-            object.__setattr__(self, "id", ident)
+            parts = [self.scenario, self.implementation, f"t{self.threads}", self.device]
+            parts += [f"{k}={v}" for k, v in sorted(self.overrides.items())]
+            for part in parts:
+                if problem := case_id_problem(str(part)):
+                    raise ValueError(f"a case id cannot be made of {part!r}: it {problem}")
+            object.__setattr__(self, "id", "--".join(map(str, parts)))
+        # Also an id read back from a stored plan: it becomes a file name when written.
+        if problem := case_id_problem(self.id):
+            raise ValueError(f"case id {self.id!r} {problem}")
 
     @property
     def will_run(self) -> bool:

@@ -7,15 +7,19 @@ from pathlib import Path
 import pytest
 
 PLUGINS = Path(__file__).parent / "plugins"
+# The dataset sandbox's fixtures (`isolated`, `fake`, `serve`), for every test that asks.
+pytest_plugins = ["fake_datasets"]
 
 
-def bench_command(*args: str, results: Path, **popen) -> subprocess.CompletedProcess:
+def bench_command(
+    *args: str, results: Path, timeout: float = 600, **popen
+) -> subprocess.CompletedProcess:
     """Run the `bench` CLI in its own process, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "bench.cli", *args, "--results-dir", str(results)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         **popen,
     )
 

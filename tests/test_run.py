@@ -210,7 +210,7 @@ def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(
         if saved:
             raise OSError(errno.ENOSPC, "No space left on device", str(self.directory))
         saved.append(record.case.id)
-        real_save(self, record, benchmark_json)
+        return real_save(self, record, benchmark_json)
 
     monkeypatch.setattr(RunStore, "save_case", save_then_fill_the_disk)
     results = tmp_path / "results"

@@ -118,6 +118,11 @@ def _spread(prefix: str, values: Sequence[float]) -> dict:
     return {f"{prefix}_{key}": stats[key] for key in ("median", "iqr", "q1", "q3", "min", "max")}
 
 
+def _threads_in_force(case: CaseRecord) -> str | None:
+    counts = ((case.threads or {}).get("in_force") or {}).values()
+    return ", ".join(map(str, sorted(set(counts)))) or None
+
+
 def _summary_row(case: CaseRecord, ids: dict, rounds: list[dict]) -> dict:
     measured = [r for r in rounds if not r["warmup"]]
     warmups = case.warmup_rounds
@@ -135,6 +140,9 @@ def _summary_row(case: CaseRecord, ids: dict, rounds: list[dict]) -> dict:
         "time_extrapolated": any(r.extrapolated for r in case.measured_rounds),
         "cold_start_seconds": warmups[0].wall_seconds if warmups else math.nan,
         "capped_rounds": case.capped_rounds,
+        # The distinct thread counts of the pools in force, which may differ from the
+        # `threads` asked for (a library caps its pool, a framework refused a setting).
+        "threads_in_force": _threads_in_force(case),
         # The fewest test examples a measured round's accuracy was taken on (capped rounds
         # are evaluated on a subset).
         "test_examples_min": describe([r.get("test_examples") for r in measured])["min"],

@@ -27,7 +27,7 @@ from bench.cli import check, compare, data, listing, new, report, run, show, swe
 from bench.cli.options import Groups, UsageError
 from bench.cli.terminal import errors
 from bench.names import UnknownName
-from bench.store import RunNotFound
+from bench.store import RunUnavailable
 
 # Each module: add_parser(subparsers, groups) declares the command, and its run(args) does it.
 COMMANDS = (listing, run, sweep, show, report, compare, data, check, new)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _stop_signals_as_interrupt():
             return args.func(args)
-    except (UsageError, UnknownName, RunNotFound, datasets.DatasetError) as error:
+    except (UsageError, UnknownName, RunUnavailable, datasets.DatasetError) as error:
         errors.print(f"[red]error:[/] {escape(str(error))}")
         return 2
     except KeyboardInterrupt:

@@ -65,6 +65,18 @@ def run(args: argparse.Namespace) -> int:
             verdict,
         )
     console.print(table)
+    if not any(case.verdict != compare.NOT_COMPARABLE for case in result.cases):
+        errors.print(
+            f"[red]nothing was comparable[/]: no case has measured rounds in both "
+            f"{escape(baseline.run_id)} and {escape(candidate.run_id)} (cases are matched by "
+            "scenario, implementation, threads, device and sweep sizes)"
+            + (
+                "; --fail-above cannot pass a comparison that compared nothing"
+                if args.fail_above
+                else ""
+            )
+        )
+        return 1 if args.fail_above else 0
     regressions = result.regressions
     console.print(
         f"{len(regressions)} case(s) slower by more than {threshold:.0%} beyond the noise"

@@ -5,11 +5,12 @@ and the advice to resume it after Ctrl-C or a full disk."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import errno
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from rich.markup import escape
@@ -34,6 +35,31 @@ from bench.scenarios import Scenario, scenario_to_json
 from bench.store import RunStore, new_run_id, results_root
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_PROFILE = "quick"
+# The options that decide what a run measures, by argparse destination. `--resume` finishes a
+# run as it was planned, so it refuses them rather than ignore them (none has a default: any
+# value is one the user gave).
+PLAN_OPTIONS = {
+    "scenario": "--scenario",
+    "impl": "--impl",
+    "profile": "--profile",
+    "dataset": "--dataset",
+    "rounds": "--rounds",
+    "warmup": "--warmup",
+    "threads": "--threads",
+    "device": "--device",
+    "timeout": "--timeout",
+    "round_cap": "--round-cap",
+    "seed": "--seed",
+}
+# Errors that stop a run because its files cannot be written: what happened, what frees the way.
+_CANNOT_WRITE = {
+    errno.ENOSPC: ("disk full", "free some space"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space"),
+    errno.EACCES: ("permission denied", "make it writable"),
+    errno.EPERM: ("permission denied", "make it writable"),
+    errno.EROFS: ("read-only file system", "make it writable"),
+}
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +68,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--scenario", "-s", action="append", help="scenario name(s), comma-separated"
     )
     parser.add_argument("--impl", "-i", action="append", help="implementation name(s)")
-    parser.add_argument("--profile", "-p", default="quick", help="smoke, quick (default) or full")
+    parser.add_argument("--profile", "-p", help=f"smoke, {DEFAULT_PROFILE} (default) or full")
     parser.add_argument(
         "--dataset",
         help="image dataset instead of the scenario's: "
@@ -66,12 +92,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop each training round after this much training time; marked capped",
     )
-    parser.add_argument("--seed", type=COUNT, default=0, help="base seed; round r uses seed+r")
+    parser.add_argument("--seed", type=COUNT, help="base seed (default 0); round r uses seed+r")
     parser.add_argument("--offline", action="store_true", help="never download datasets")
     parser.add_argument(
         "--no-peak", action="store_true", help="skip measuring the machine's GEMM/bandwidth peak"
     )
-    parser.add_argument("--resume", metavar="RUN", help="finish the unfinished cases of RUN")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="finish the unfinished cases of RUN, as it was planned (takes no option that "
+        "changes the plan)",
+    )
 
 
 def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
@@ -85,44 +116,68 @@ def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.resume:
         return resume(args)
-    store, cases = new_run(args, parse_thread_counts(args.threads))
-    return execute_stored(store, cases, args) or finish(store)
+    with new_run(args, parse_thread_counts(args.threads)) as (store, cases):
+        return execute_stored(store, cases, args) or finish(store)
 
 
-def resume(args: argparse.Namespace) -> int:
+def profile_of(args: argparse.Namespace) -> str:
+    return args.profile or DEFAULT_PROFILE
+
+
+def resume(args: argparse.Namespace, more_plan_options: Mapping[str, str] = {}) -> int:
+    """Finish RUN as it was planned, holding its writer lock."""
+    given = [
+        flag
+        for dest, flag in {**PLAN_OPTIONS, **more_plan_options}.items()
+        if getattr(args, dest, None) is not None
+    ]
+    if given:
+        raise UsageError(
+            f"--resume {args.resume} finishes the run as it was planned (its plan is in "
+            f"run.json), so it takes no option that changes what is run: {', '.join(given)}. "
+            "Drop them to finish the run, or leave out --resume to start a new run with them"
+        )
     store = RunStore.open(results_root(args.results_dir), args.resume)
-    cases = list(store.meta.plan)
-    pending = len(cases) - len(store.finished() & {c.id for c in cases})
-    console.print(f"Resuming run [bold]{store.run_id}[/]: {pending} of {len(cases)} cases left")
-    return execute_stored(store, cases, args) or finish(store)
+    with store.writing():
+        cases = list(store.meta.plan)
+        pending = len(cases) - len(store.finished() & {c.id for c in cases})
+        console.print(f"Resuming run [bold]{store.run_id}[/]: {pending} of {len(cases)} cases left")
+        return execute_stored(store, cases, args) or finish(store)
 
 
+@contextlib.contextmanager
 def new_run(
     args: argparse.Namespace, thread_counts: Sequence[int], overrides: Sequence[dict] = ({},)
-) -> tuple[RunStore, list[Case]]:
-    """Plan the run the options ask for, store its metadata, measure the machine's peak."""
+) -> Iterator[tuple[RunStore, list[Case]]]:
+    """Plan the run the options ask for, store its metadata, measure the machine's peak; the
+    block runs holding the new run's writer lock."""
     from bench.execution import environment, peak
 
+    profile = profile_of(args)
     found = plugins.discover(args.plugins)
     print_broken(found, " (its cases are missing from this run; `bench list` shows it too)")
     scenarios = plan.select_scenarios(split(args.scenario))
     implementations = split(args.impl)
+    devices = split(args.device) or ["cpu"]
     thread_counts = list(thread_counts) or [threads.available_cores()]
     # Every name is checked before the (possibly slow) dataset resolution.
-    plan.check_selection(found, implementations, args.profile)
+    plan.check_selection(found, implementations, profile, devices)
+    for count in sorted(set(thread_counts)):
+        if warning := threads.oversubscription_warning(count):
+            errors.print(f"[yellow]warning:[/] {escape(warning)}")
     resolutions = _resolve_datasets(scenarios, args)
     cases = plan.plan(
         found,
         scenarios,
         implementations=implementations,
-        profile=args.profile,
+        profile=profile,
         thread_counts=thread_counts,
-        devices=split(args.device) or ["cpu"],
+        devices=devices,
         rounds=args.rounds,
         warmup_rounds=args.warmup,
         timeout_s=args.timeout,
         round_cap_s=args.round_cap,
-        seed=args.seed,
+        seed=args.seed or 0,
         datasets=resolutions,
         overrides=overrides,
     )
@@ -131,10 +186,10 @@ def new_run(
             "nothing to run: no implementation matches the selected scenarios (see `bench list`)"
         )
     meta = RunMeta(
-        run_id=new_run_id(args.profile),
+        run_id=new_run_id(profile),
         started_at=dt.datetime.now().isoformat(timespec="seconds"),
         command="bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        profile=args.profile,
+        profile=profile,
         datasets=resolutions,
         broken_plugins=tuple(
             BrokenPluginRecord(b.source, b.error, b.details) for b in found.broken
@@ -144,18 +199,19 @@ def new_run(
         scenarios={s.name: scenario_to_json(s) for s in scenarios},
     )
     store = RunStore.create(results_root(args.results_dir), meta)
-    console.print(
-        f"Run [bold]{store.run_id}[/]: {len(cases)} cases, profile {args.profile}, "
-        f"results in {store.directory}"
-    )
-    if not args.no_peak:
-        with console.status("Measuring the machine's peak GEMM rate and memory bandwidth"):
-            store.update_meta(
-                machine_peak={
-                    str(n): peak.measure_in_subprocess(n) for n in sorted(set(thread_counts))
-                }
-            )
-    return store, cases
+    with store.writing():
+        console.print(
+            f"Run [bold]{store.run_id}[/]: {len(cases)} cases, profile {profile}, "
+            f"results in {escape(str(store.directory))}"
+        )
+        if not args.no_peak:
+            with console.status("Measuring the machine's peak GEMM rate and memory bandwidth"):
+                store.update_meta(
+                    machine_peak={
+                        str(n): peak.measure_in_subprocess(n) for n in sorted(set(thread_counts))
+                    }
+                )
+        yield store, cases
 
 
 def _resolve_datasets(
@@ -189,30 +245,43 @@ def _resolve_datasets(
 
 
 def execute_stored(store: RunStore, cases: list[Case], args: argparse.Namespace) -> int:
-    """Run the cases; on Ctrl-C or a full disk say how to resume. Returns the exit code."""
-    again = f"bench {args.command} --resume {store.run_id}" + (
-        f" --results-dir {shlex.quote(str(results_root(args.results_dir)))}"
-        if args.results_dir
-        else ""
-    )
+    """Run the cases; on Ctrl-C or a folder that can no longer be written (a full disk) say
+    how to resume. Returns the exit code."""
     try:
         _execute(store, cases)
     except KeyboardInterrupt:
         errors.print(
             f"\n[yellow]Interrupted.[/] {len(store.finished())} finished case(s) are "
-            f"stored in {store.directory}. Finish the run with: {again}"
+            f"stored in {escape(str(store.directory))}. Finish the run with:"
         )
+        _print_command(resume_command(store, args))
         return 130
     except OSError as error:
-        if error.errno != errno.ENOSPC:
+        if error.errno not in _CANNOT_WRITE:
             raise
+        problem, fix = _CANNOT_WRITE[error.errno]
         errors.print(
-            f"[red]error:[/] disk full while writing {escape(str(error.filename))}. "
-            f"Finished cases are intact in {store.directory}: free some space, "
-            f"then {again}"
+            f"[red]error:[/] {problem} while writing "
+            f"{escape(str(error.filename or store.directory))}. Finished cases are intact in "
+            f"{escape(str(store.directory))}: {fix}, then run:"
         )
+        _print_command(resume_command(store, args))
         return 1
     return 0
+
+
+def resume_command(store: RunStore, args: argparse.Namespace) -> str:
+    """The command that finishes the run."""
+    command = f"bench {args.command} --resume {shlex.quote(store.run_id)}"
+    if args.results_dir:
+        command += f" --results-dir {shlex.quote(str(results_root(args.results_dir)))}"
+    return command
+
+
+def _print_command(command: str) -> None:
+    """A command to paste, on a line of its own, never wrapped or cropped whatever the width
+    of the terminal or of a pipe, and never read as markup."""
+    errors.print(command, soft_wrap=True, markup=False, highlight=False)
 
 
 def _execute(store: RunStore, cases: list[Case]) -> None:

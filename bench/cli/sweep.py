@@ -35,17 +35,18 @@ def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
-        return run_command.resume(args)
+        return run_command.resume(args, {"over": "--over", "sizes": "--sizes"})
     if not args.scenario:
         raise UsageError("name the scenario(s) to sweep, e.g. --scenario linfa-kmeans")
-    check_name("profile", args.profile, PROFILES)
+    profile = run_command.profile_of(args)
+    check_name("profile", profile, PROFILES)
     try:
         key = sweep.sweep_key(plan.select_scenarios(split(args.scenario)), args.over)
-        sizes = sweep.parse_sizes(args.sizes or ()) or sweep.default_sizes(key, args.profile)
+        sizes = sweep.parse_sizes(args.sizes or ()) or sweep.default_sizes(key, profile)
     except sweep.SweepError as error:
         raise UsageError(str(error)) from None
     counts = thread_counts(args.threads) or sweep.default_thread_counts(threads.available_cores())
-    store, cases = run_command.new_run(args, counts, overrides=sweep.overrides(key, sizes))
-    planned_threads = sorted({case.threads for case in cases})
-    store.update_meta(sweep={"key": key, "sizes": sizes, "thread_counts": planned_threads})
-    return run_command.execute_stored(store, cases, args) or run_command.finish(store)
+    with run_command.new_run(args, counts, overrides=sweep.overrides(key, sizes)) as (store, cases):
+        planned_threads = sorted({case.threads for case in cases})
+        store.update_meta(sweep={"key": key, "sizes": sizes, "thread_counts": planned_threads})
+        return run_command.execute_stored(store, cases, args) or run_command.finish(store)

@@ -77,7 +77,11 @@ def print_summary(summary: pd.DataFrame, meta: RunMeta) -> None:
         implementation = row["implementation"]
         if row.get("device", "cpu") != "cpu":
             implementation += f" ({row['device']})"
-        first = (row["scenario"], implementation, str(row["threads"]), data, status)
+        threads = str(row["threads"])
+        in_force = row.get("threads_in_force")
+        if isinstance(in_force, str) and in_force != threads:
+            threads += f"\n[yellow]in force: {escape(in_force)}[/]"
+        first = (row["scenario"], implementation, threads, data, status)
         if not ok and not row["rounds"]:
             reason = escape(str(row["reason"] or ""))
             table.add_row(*first, reason, *[""] * (len(SUMMARY_COLUMNS) - len(first) - 1))

@@ -54,20 +54,7 @@ def check_thread_limit(cls, scenario: Scenario) -> str:
                 "the 1-thread worker process failed: " + " | ".join(tail or ["no output"])
             )
         info = json.loads(out.read_text())
-    counts = {
-        f"{p['internal_api']} ({Path(p['filepath'] or '?').name})": p["num_threads"]
-        for p in info["threadpools"]
-    }
-    counts.update(info.get("extension_pools") or {})
-    if "torch" in info:
-        counts["torch intra-op"] = info["torch"]["num_threads"]
-        counts["torch inter-op"] = info["torch"]["num_interop_threads"]
-    if "tensorflow" in info:
-        # 0 means "TF's default", which is then the TF_NUM_*_THREADS variables set before import.
-        for key in ("intra_op", "inter_op"):
-            variable = f"TF_NUM_{key.replace('_', '').upper()}_THREADS"
-            value = info["tensorflow"][key] or int(info["environment"].get(variable) or 0)
-            counts[f"tensorflow {key.replace('_', '-')}"] = value
+    counts = threads.pool_counts(info)
     text = ", ".join(f"{name}: {n}" for name, n in counts.items()) or "no thread pool loaded"
     if any(n != 1 for n in counts.values()):
         raise CheckFailed(
@@ -106,7 +93,7 @@ def thread_probe(spec: dict) -> dict:
     cls = _load_class(spec)
     threads.apply_to_frameworks(1)
     _exercise(cls, pickle.loads(bytes.fromhex(spec["scenario"])))
-    return {**threads.describe(), "extension_pools": cls.thread_counts()}
+    return threads.describe(cls.thread_counts())
 
 
 def _exercise(cls, scenario: Scenario) -> None:

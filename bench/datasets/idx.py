@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -33,6 +35,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 IDX_UNSIGNED_BYTE = 0x08
 
 
+# No image dataset file holds more: the largest published one is 47 040 016 bytes (60 000
+# images of 28x28 and the header). A file that inflates beyond it, or beyond what its own
+# IDX header declares, is refused while it is being decompressed.
+MAX_IDX_BYTES = 64 * 2**20
+
+
 def sha256_of_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
@@ -43,9 +51,26 @@ def sha256_of_file(path: Path) -> str:
 
 def _idx_content(path: Path) -> bytes:
     """The IDX bytes of a file, gzipped or not; recognised by content, not by name, because
-    some downloaders decompress a .gz and keep its name."""
-    data = path.read_bytes()
-    return gzip.decompress(data) if data.startswith(GZIP_MAGIC) else data
+    some downloaders decompress a .gz and keep its name. Decompressed as a stream, never
+    beyond the size the IDX header declares (nor MAX_IDX_BYTES): a small gzip file that
+    inflates to gigabytes is refused before it fills the memory."""
+    with path.open("rb") as raw:
+        compressed = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    with gzip.open(path, "rb") if compressed else path.open("rb") as stream:
+        header = stream.read(4)
+        limit, limit_is = MAX_IDX_BYTES, f"the {MAX_IDX_BYTES} bytes a dataset file may hold"
+        if len(header) == 4 and header[:2] == b"\0\0" and 1 <= header[3] <= 4:
+            dims = stream.read(4 * header[3])
+            header += dims
+            if len(dims) == 4 * header[3]:
+                declared = len(header) + math.prod(struct.unpack(f">{header[3]}I", dims))
+                if declared < limit:
+                    limit, limit_is = declared, f"the {declared} bytes its IDX header declares"
+        content = header + stream.read(max(0, limit - len(header)) + 1)
+    if len(content) > limit:
+        what = "inflates" if compressed else "holds"
+        raise _Unverified(f"{what} beyond {limit_is}")
+    return content
 
 
 def _verified_idx_content(path: Path, expected: IdxFile) -> bytes:
@@ -78,7 +103,23 @@ def idx_file_problem(path: Path, expected: IdxFile) -> str | None:
     return None
 
 
+def unreadable(path: Path, error: OSError) -> str:
+    """What to say of a file or folder that cannot be read (Path.is_file raises on EACCES)."""
+    return (
+        f"unreadable ({error.strerror}); make {path} readable (e.g. chmod -R u+rX) or move it away"
+    )
+
+
 def check_location(name: str, location: Path) -> list[FileCheck]:
+    """A check of every file of `name` found at `location`; an unreadable location is one
+    failed check of its own, so that the other locations are still searched."""
+    try:
+        return _check_files(name, location)
+    except OSError as error:
+        return [FileCheck(name, location, False, unreadable(location, error))]
+
+
+def _check_files(name: str, location: Path) -> list[FileCheck]:
     spec = IMAGE_DATASETS[name]
     if spec.keras_npz is not None and location.name == spec.keras_npz.name:
         if not location.is_file():
@@ -107,11 +148,14 @@ def is_complete(spec: ImageDataset, location: Path, checks: list[FileCheck]) -> 
 
 
 def describe_unusable(spec: ImageDataset, location: Path, checks: list[FileCheck]) -> str:
-    if not location.exists():
-        return f"{location} does not exist"
     if not checks:
-        return f"{location} holds none of the files"
-    problems = [f"{check.path.name}: {check.detail}" for check in checks if not check.ok]
+        exists = os.path.exists(location)  # False, not an error, under an unreadable folder
+        return f"{location} holds none of the files" if exists else f"{location} does not exist"
+    problems = [
+        check.detail if check.path == location else f"{check.path.name}: {check.detail}"
+        for check in checks
+        if not check.ok
+    ]
     missing = _missing_files(spec, location, checks)
     if missing:
         problems.append(f"no good {', '.join(missing)}")
@@ -148,8 +192,11 @@ def _read_idx_file(name: str, folder: Path, expected: IdxFile, *, dims: int) -> 
     problems = []
     for file_name in expected.accepted_names:
         path = folder / file_name
-        if not path.is_file():
-            continue
+        try:
+            if not path.is_file():
+                continue
+        except OSError as error:
+            raise DatasetError(f"{path}: {unreadable(path, error)}") from None
         try:
             content = _verified_idx_content(path, expected)
         except _Unverified as problem:

@@ -5,11 +5,13 @@ process starts: a missing requirement, a device or scenario the framework cannot
 from __future__ import annotations
 
 import itertools
+import re
+import reprlib
 from collections.abc import Sequence
 
 from bench import outcomes
 from bench.execution import threads
-from bench.names import check_name
+from bench.names import UnknownName, check_name
 from bench.plugins import Plugin, Registry
 from bench.records import Case, DatasetResolution
 from bench.scenarios import PROFILES, SCENARIOS, Scenario
@@ -21,11 +23,24 @@ def select_scenarios(names: Sequence[str]) -> list[Scenario]:
     return [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
 
 
-def check_selection(registry: Registry, implementations: Sequence[str], profile: str) -> None:
-    """Refuse unknown implementation or profile names, before anything slow happens."""
+# A device is part of a case id, and so of file names: only these forms are accepted.
+DEVICE = re.compile(r"^(cpu|cuda(:[0-9]{1,3})?)$")
+DEVICE_RULE = "cpu, cuda (the current GPU) or cuda:N (the GPU of index N, e.g. cuda:1)"
+
+
+def check_selection(
+    registry: Registry,
+    implementations: Sequence[str],
+    profile: str,
+    devices: Sequence[str] = ("cpu",),
+) -> None:
+    """Refuse unknown implementation, profile or device names, before anything slow happens."""
     check_name("profile", profile, PROFILES)
     for name in implementations:
         check_name("implementation", name, registry.names())
+    for device in devices:
+        if not DEVICE.match(device):
+            raise UnknownName(f"unknown device {reprlib.repr(device)}. Valid: {DEVICE_RULE}.")
 
 
 def plan(
@@ -46,7 +61,7 @@ def plan(
 ) -> list[Case]:
     """Every requested case, including those that cannot run (with their reason).
     `overrides` lists size changes for sweeps (one case per entry; `{}` is the scenario as is)."""
-    check_selection(registry, implementations, profile)
+    check_selection(registry, implementations, profile, devices)
     datasets = datasets or {}
     cases = []
     for scenario in scenarios:

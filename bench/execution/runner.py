@@ -85,9 +85,7 @@ def run_case(store: RunStore, case: Case) -> CaseRecord:
     """Run one case in a fresh worker and store its record. Ctrl-C kills the worker, stores
     the case as *interrupted* (with any rounds it finished) and re-raises."""
     if not case.will_run:
-        record = CaseRecord(case, case.status or outcomes.SKIPPED, case.reason)
-        store.save_case(record)
-        return record
+        return store.save_case(CaseRecord(case, case.status or outcomes.SKIPPED, case.reason))
     workdir = store.workdir(case.id).resolve()  # the worker runs inside it
     atomic_write_json(workdir / CASE_FILE, case.to_json())
     started = time.perf_counter()
@@ -116,8 +114,7 @@ def run_case(store: RunStore, case: Case) -> CaseRecord:
     record = CaseRecord.ended(
         case, outcome, rounds, worker_seconds=worker_seconds, log_tail=log_tail
     )
-    store.save_case(record, workdir / BENCHMARK_FILE)
-    return record
+    return store.save_case(record, workdir / BENCHMARK_FILE)
 
 
 def _outcome(

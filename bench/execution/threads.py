@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -32,6 +33,19 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def oversubscription_warning(threads: int) -> str | None:
+    """What to say when a case is given more threads than this process has cores."""
+    cores = available_cores()
+    if threads <= cores:
+        return None
+    return (
+        f"--threads {threads} is more than the {cores} core(s) this process may run on: the "
+        "case's threads will take turns on them, and libraries cap their pools at their own "
+        "maximum (OpenBLAS at the count it was built for). The summary shows the threads in "
+        "force."
+    )
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -64,8 +78,9 @@ def apply_to_frameworks(threads: int) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def describe() -> dict:
-    """Thread settings actually in force in this process."""
+def describe(extension_pools: dict[str, int] | None = None) -> dict:
+    """Thread settings actually in force in this process, with the pools a plugin reports
+    itself (`extension_pools`), and under `in_force` the thread count of every pool."""
     from threadpoolctl import threadpool_info
 
     info: dict = {
@@ -97,4 +112,25 @@ def describe() -> dict:
             "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         }
+    info["extension_pools"] = dict(extension_pools or {})
+    info["in_force"] = pool_counts(info)
     return info
+
+
+def pool_counts(info: dict) -> dict[str, int]:
+    """The thread count of every pool a `describe()` record lists, by pool name."""
+    counts = {
+        f"{p['internal_api']} ({Path(p['filepath'] or '?').name})": p["num_threads"]
+        for p in info["threadpools"]
+    }
+    counts.update(info.get("extension_pools") or {})
+    if "torch" in info:
+        counts["torch intra-op"] = info["torch"]["num_threads"]
+        counts["torch inter-op"] = info["torch"]["num_interop_threads"]
+    if "tensorflow" in info:
+        # 0 means "TF's default", which is then the TF_NUM_*_THREADS variables set before import.
+        for key in ("intra_op", "inter_op"):
+            variable = f"TF_NUM_{key.replace('_', '').upper()}_THREADS"
+            value = info["tensorflow"][key] or int(info["environment"].get(variable) or 0)
+            counts[f"tensorflow {key.replace('_', '-')}"] = value
+    return counts

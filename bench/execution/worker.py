@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.execution import threads
 from bench.files import atomic_write_text
+from bench.outcomes import PluginExit
 from bench.records import BENCHMARK_FILE, OUTCOME_FILE, ROUNDS_FILE, Case, Outcome, RoundRecord
 
 SUITES = Path(__file__).resolve().parent / "suites"
@@ -91,6 +92,27 @@ def device_unavailable(device: str) -> str | None:
     return None
 
 
+def failure_reason(error: BaseException, plugin_files: list[Path]) -> str:
+    """ "Type: message", and where the plugin raised it: the innermost frame of the
+    traceback in the plugin's own files (a plugin's error often surfaces in its framework)."""
+    if isinstance(error, PluginExit) and error.__cause__ is not None:
+        error = error.__cause__
+    reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if any(Path(frame.filename).is_relative_to(root) for root in plugin_files):
+            return f"{reason} (raised at {frame.filename}:{frame.lineno}, in {frame.name})"
+    return reason
+
+
+def _plugin_files(source: str, cls: type | None) -> list[Path]:
+    """The files and folders holding a plugin's code: its source, and its class's module."""
+    roots = [Path(source.removeprefix("path:")).resolve()] if source.startswith("path:") else []
+    module = sys.modules.get(cls.__module__) if cls is not None else None
+    if module is not None and getattr(module, "__file__", None):
+        roots.append(Path(module.__file__).resolve().parent)
+    return roots
+
+
 def run_case(case: Case, workdir: Path) -> Outcome:
     import pytest
 
@@ -104,7 +126,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
         rounds_file.write(json.dumps(record.to_json()) + "\n")
         rounds_file.flush()
 
-    stage = "importing the implementation"
+    stage, cls = "importing the implementation", None
     try:
         cls = plugins.load_plugin(case.source, case.implementation, case.model)
         if reason := device_unavailable(case.device):
@@ -119,10 +141,11 @@ def run_case(case: Case, workdir: Path) -> Outcome:
             data=load_case_data(case, scenario),
             on_round=on_round,
         )
-    except Exception as error:
+    # A plugin's SystemExit or KeyboardInterrupt is its failure too, not the harness's.
+    except (Exception, SystemExit, KeyboardInterrupt) as error:
         return Outcome(
             outcomes.classify(error),
-            f"{stage}: {type(error).__name__}: {error}",
+            f"{stage}: {failure_reason(error, _plugin_files(case.source, cls))}",
             traceback.format_exc(),
         )
     (workdir / "pytest.ini").write_text("[pytest]\n")  # keep the project's settings out
@@ -134,10 +157,10 @@ def run_case(case: Case, workdir: Path) -> Outcome:
             "-s",
             "-p",
             "no:cacheprovider",
+            # The rootdir is the ini file's folder. Not `--rootdir`: pytest expands
+            # environment variables in it, and a `$` in the results path would break it.
             "-c",
             str(workdir / "pytest.ini"),
-            "--rootdir",
-            str(workdir),
             "--benchmark-json",
             str(workdir / BENCHMARK_FILE),
             "--benchmark-timer",
@@ -147,12 +170,12 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     )
     rounds_file.close()
     ran = {
-        "threads": {**threads.describe(), "extension_pools": cls.thread_counts()},
+        "threads": threads.describe(cls.thread_counts()),
         "pytest_exit_code": int(exit_code),
     }
     if recorder.error is not None:
         error = recorder.error
-        reason = f"{type(error).__name__}: {error}"
+        reason = failure_reason(error, _plugin_files(case.source, cls))
         return Outcome(outcomes.classify(error), reason, recorder.details, **ran)
     if exit_code != 0:
         return Outcome(outcomes.FAILED, f"pytest exited with code {exit_code}", **ran)

@@ -8,15 +8,18 @@ the implementation *unavailable, with the reason* rather than absent.
 Importing a plugin imports its framework (TensorFlow alone takes seconds), so what a plugin
 folder declares is cached, keyed by its files' and the harness contract's sizes and
 modification times: listing and planning then import nothing, and only the worker of a case
-imports its own plugin.
+imports its own plugin. A source that is not cached is imported in a process of its own
+(`bench.plugins.probe`) with a time limit, `$BENCH_PLUGIN_IMPORT_TIMEOUT`: a plugin whose
+import hangs or crashes is reported broken, and the command goes on without it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
-import traceback
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict
 from importlib.metadata import entry_points
@@ -25,10 +28,11 @@ from pathlib import Path
 import platformdirs
 
 from bench import api
+from bench.execution import launcher
 from bench.files import write_cache
 from bench.plugins import declarations
 from bench.plugins.declarations import BrokenPlugin, Plugin, PluginInfo, Registry
-from bench.plugins.loading import ENTRY_POINT_GROUP, Source, load_source
+from bench.plugins.loading import ENTRY_POINT_GROUP, Source
 from bench.scenarios import catalogue, model
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "implementations"
@@ -36,6 +40,10 @@ CACHE_FILE = Path(platformdirs.user_cache_dir("bench")) / "plugins.json"
 # The harness modules whose change alters what a plugin declares: the contract, the scenarios
 # support is declared for, and how declarations are read.
 _CONTRACT = (api, model, catalogue, declarations, sys.modules[__name__])
+IMPORT_TIMEOUT_VARIABLE = "BENCH_PLUGIN_IMPORT_TIMEOUT"
+# TensorFlow takes 5-20 s to import on a busy 2-core machine; a plugin that needs far more
+# is waiting for something.
+IMPORT_TIMEOUT_S = 120.0
 
 
 def discover(
@@ -64,14 +72,11 @@ def discover(
         if key in cache:
             infos = [PluginInfo.from_json(item) for item in cache[key]]
         else:
-            try:
-                collected = load_source(target)
-            except Exception as error:
-                registry.broken.append(
-                    BrokenPlugin(source, f"{type(error).__name__}: {error}", traceback.format_exc())
-                )
+            declared = _declare_in_subprocess(source)
+            if isinstance(declared, BrokenPlugin):
+                registry.broken.append(declared)
                 continue
-            infos = [PluginInfo.of(cls, collected.missing_imports) for cls in collected.classes]
+            infos = declared
             if key is not None:
                 cache[key] = [asdict(info) for info in infos]
                 cache_changed = True
@@ -92,6 +97,61 @@ def discover(
     if cache_changed:
         write_cache(CACHE_FILE, lambda out: out.write(json.dumps(cache).encode()))
     return registry
+
+
+def _declare_in_subprocess(source: str) -> list[PluginInfo] | BrokenPlugin:
+    """What `source` declares, imported in a fresh process that gets the import time limit;
+    what it prints is passed on."""
+    try:
+        limit = _import_timeout()
+    except ValueError as error:  # every source not cached is then reported with the fix
+        return BrokenPlugin(source, str(error), "")
+    with tempfile.TemporaryDirectory(prefix="bench-plugin-") as folder:
+        out = Path(folder) / "declared.json"
+        done = launcher.run_python(
+            ["-m", "bench.plugins.probe", source, str(out)],
+            threads=1,
+            timeout=limit,
+            python_path=sys.path,  # a plugin (an entry point's package) may live anywhere on it
+        )
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        if done.timed_out:
+            return BrokenPlugin(
+                source,
+                f"import did not finish in {limit:g} s: does it wait for something when "
+                f"imported? ({IMPORT_TIMEOUT_VARIABLE} sets the limit)",
+                done.stderr,
+            )
+        try:
+            result = json.loads(out.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            ended = (
+                f"killed by {launcher.signal_name(done.returncode)}"
+                if done.returncode is not None and done.returncode < 0
+                else f"exit code {done.returncode}"
+            )
+            return BrokenPlugin(
+                source, f"its import ended the process ({ended}) before it declared anything",
+                done.stderr,
+            )  # fmt: skip
+    if "error" in result:
+        return BrokenPlugin(source, result["error"], result["details"])
+    return [PluginInfo.from_json(item) for item in result["declared"]]
+
+
+def _import_timeout() -> float:
+    text = os.environ.get(IMPORT_TIMEOUT_VARIABLE)
+    try:
+        value = float(text) if text else IMPORT_TIMEOUT_S
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError(
+            f"{IMPORT_TIMEOUT_VARIABLE}={text!r} is not a number of seconds above 0; "
+            f"set it to e.g. {IMPORT_TIMEOUT_S:g} or unset it"
+        )
+    return value
 
 
 def _cache_key(source: str, target: Source) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ import pytest
 
 from bench.api import Implementation
 from bench.execution.measure import round_cost
+from bench.outcomes import PluginExit
 from bench.records import Case, RoundRecord
 from bench.scenarios import Budget, Scenario
 
@@ -80,10 +82,24 @@ def run_rounds(benchmark, context: CaseContext, round_class: type) -> None:
     indices = iter(range(case.warmup_rounds + case.rounds))
     benchmark.group = case.scenario
     benchmark.pedantic(
-        round_class.run,
-        setup=lambda: ((round_class(context, next(indices)),), {}),
-        teardown=round_class.finish,
+        _exits_as_failures(round_class.run),
+        setup=_exits_as_failures(lambda: ((round_class(context, next(indices)),), {})),
+        teardown=_exits_as_failures(round_class.finish),
         rounds=case.rounds,
         warmup_rounds=case.warmup_rounds,
     )
     benchmark.extra_info["rounds"] = [r.to_json() for r in context.records]
+
+
+def _exits_as_failures(call: Callable) -> Callable:
+    """`call`, with a SystemExit or KeyboardInterrupt that the plugin raises inside it turned
+    into a PluginExit: pytest-benchmark then ends the test as failed, as for any exception."""
+
+    @functools.wraps(call)
+    def calling(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except (SystemExit, KeyboardInterrupt) as error:
+            raise PluginExit(f"the plugin raised {type(error).__name__}") from error
+
+    return calling

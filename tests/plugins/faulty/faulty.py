@@ -4,6 +4,7 @@ Each is a variant of a tiny working trainer, so only its fault differs."""
 import math
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -60,6 +61,22 @@ class OutOfMemory(Healthy):
 
     def train(self, steps):
         raise MemoryError("Unable to allocate 64.0 GiB for an array")
+
+
+@register
+class Exits(Healthy):
+    name = "exits"
+
+    def train(self, steps):
+        sys.exit(0)
+
+
+@register
+class Interrupts(Healthy):
+    name = "interrupts"
+
+    def train(self, steps):
+        raise KeyboardInterrupt
 
 
 @register
