@@ -251,6 +251,7 @@ class Outcome(_Flat):
     details: str = ""
     threads: dict | None = None  # the thread settings in force (execution.threads.describe)
     pytest_exit_code: int | None = None
+    device: dict | None = None  # the GPU of a GPU case (execution.devices.describe)
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ class CaseRecord:
     rounds: tuple[RoundRecord, ...] = ()
     threads: dict | None = None
     pytest_exit_code: int | None = None
+    device: dict | None = None  # the GPU a GPU case ran on: name, CUDA, cuDNN, driver, TF32
     worker_seconds: float | None = None
     log_tail: str | None = None  # the end of the worker's log, for a case that is not ok
     benchmark_file: str | None = None  # pytest-benchmark's JSON, relative to the run folder
@@ -284,6 +286,7 @@ class CaseRecord:
             details=outcome.details or None,
             threads=outcome.threads,
             pytest_exit_code=outcome.pytest_exit_code,
+            device=outcome.device,
             rounds=tuple(rounds),
             **fields,
         )
@@ -307,7 +310,14 @@ class CaseRecord:
             "status": self.status,
             "reason": self.reason,
         }
-        for name in ("details", "threads", "pytest_exit_code", "worker_seconds", "log_tail"):
+        for name in (
+            "details",
+            "threads",
+            "pytest_exit_code",
+            "device",
+            "worker_seconds",
+            "log_tail",
+        ):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         if self.benchmark_file is not None:

@@ -272,19 +272,28 @@ def test_a_round_cap_stops_rounds_early_and_marks_them_capped(tmp_path):
 
 
 def test_a_device_this_machine_lacks_makes_the_case_skipped_with_the_reason(tmp_path):
+    """torch answers for torch and for tch-store (one LibTorch); TensorFlow for keras."""
+    import tensorflow as tf
     import torch
 
     results = tmp_path / "results"
-    args = smoke_args("--scenario", "tch-mlp", "--impl", "torch", "--device", "cuda")
+    impls = "torch,tch-store,keras"
+    args = smoke_args("--scenario", "tch-mlp", "--impl", impls, "--device", "cuda")
     done = bench_command(*args, results=results)
     assert done.returncode == 0, done.stderr
-    record = stored_cases(results)["torch"]
-    if torch.cuda.is_available():  # a machine with a GPU runs it
-        assert record["status"] == "ok", record
-    else:
-        assert record["status"] == "skipped"
-        assert "no CUDA device on this machine" in record["reason"]
-        assert "(cuda)" in done.stdout  # the summary names the device
+    records = stored_cases(results)
+    for name, has_gpu, missing in (
+        ("torch", torch.cuda.is_available(), "no CUDA device on this machine"),
+        ("tch-store", torch.cuda.is_available(), "no CUDA device on this machine"),
+        ("keras", bool(tf.config.list_physical_devices("GPU")), "TensorFlow 2."),
+    ):
+        if has_gpu:  # a machine with a GPU runs it
+            assert records[name]["status"] == "ok", records[name]
+        else:
+            assert records[name]["status"] == "skipped", records[name]
+            assert missing in records[name]["reason"]
+            assert "--device cpu" in records[name]["reason"]
+    assert "(cuda)" in done.stdout  # the summary names the device
 
 
 def test_flops_count_the_examples_trained_on_when_the_batch_exceeds_the_data(tmp_path):

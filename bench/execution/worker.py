@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.execution import threads
+from bench.execution import devices, threads
 from bench.files import atomic_write_text
 from bench.outcomes import PluginExit
 from bench.records import BENCHMARK_FILE, OUTCOME_FILE, ROUNDS_FILE, Case, Outcome, RoundRecord
@@ -71,27 +71,6 @@ def load_case_data(case: Case, scenario):
     )
 
 
-def device_unavailable(device: str) -> str | None:
-    """Why `device` cannot be used on this machine, or None. Checked in the worker, after the
-    plugin (which imports its framework) is loaded, so that the planner imports nothing."""
-    if not device.startswith("cuda"):
-        return None
-    try:
-        import torch
-    except ImportError:
-        return f"device {device} is checked through torch, which is not installed"
-    if not torch.cuda.is_available():
-        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
-        return (
-            f"no CUDA device on this machine (torch {torch.__version__}, {build}); "
-            "run on a machine with a GPU, or use --device cpu"
-        )
-    _, _, index = device.partition(":")
-    if index.isdigit() and int(index) >= torch.cuda.device_count():
-        return f"{device} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
-    return None
-
-
 def failure_reason(error: BaseException, plugin_files: list[Path]) -> str:
     """ "Type: message", and where the plugin raised it: the innermost frame of the
     traceback in the plugin's own files (a plugin's error often surfaces in its framework)."""
@@ -129,8 +108,10 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     stage, cls = "importing the implementation", None
     try:
         cls = plugins.load_plugin(case.source, case.implementation, case.model)
-        if reason := device_unavailable(case.device):
+        if reason := devices.unavailable(case.device):
             return Outcome(outcomes.SKIPPED, reason)
+        devices.place(case.device)
+        devices.exact_arithmetic(case.device)
         threads.apply_to_frameworks(case.threads)
         stage = "loading the data"
         scenario = scenario_for(case.scenario, case.profile, case.overrides)
@@ -171,6 +152,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     rounds_file.close()
     ran = {
         "threads": threads.describe(cls.thread_counts()),
+        "device": devices.describe(case.device),
         "pytest_exit_code": int(exit_code),
     }
     if recorder.error is not None:

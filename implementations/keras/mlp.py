@@ -67,6 +67,9 @@ class KerasMLP(Trainer):
     model = "mlp"
     framework = "keras"
     requires = ("keras", "tensorflow")
+    # A GPU needs TensorFlow's CUDA build (tensorflow[and-cuda]); the harness shows
+    # TensorFlow only the case's device, so a CPU case stays on the CPU.
+    devices = ("cpu", "cuda")
 
     @classmethod
     def deviations_for(cls, scenario):

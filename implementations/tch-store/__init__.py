@@ -30,6 +30,8 @@ class TchStoreMLP(Trainer):
     model = "mlp"
     framework = "tch (Rust, LibTorch)"
     requires = ("torch", "bench_tch_store")
+    # On a GPU, LibTorch must be the torch wheel's CUDA build (see docs/rust.md).
+    devices = ("cpu", "cuda")
     install_hint = (
         "a Rust extension over the torch wheel's LibTorch: install torch (pip install "
         "'bench[torch]') and Rust (cargo, https://rustup.rs), then run `make setup`, which "
@@ -45,6 +47,7 @@ class TchStoreMLP(Trainer):
             [tuple(np.ascontiguousarray(p) for p in pair) for pair in weights],
             scenario.loss,
             scenario.optimizer,
+            device,
         )
 
     @classmethod

@@ -55,10 +55,27 @@ unsafe fn borrow_numpy(array: &Bound<'_, PyUntypedArray>) -> PyResult<Tensor> {
     Ok(unsafe { Tensor::from_blob(data, &shape, &[], kind_of(array)?, Device::Cpu) })
 }
 
-/// A tensor owning a copy of `array`.
-fn copy_numpy(array: &Bound<'_, PyUntypedArray>) -> PyResult<Tensor> {
+/// A tensor on `device` owning a copy of `array`.
+fn copy_numpy(array: &Bound<'_, PyUntypedArray>, device: Device) -> PyResult<Tensor> {
     // SAFETY: the borrowed tensor lives only until it is copied, within this call.
-    Ok(unsafe { borrow_numpy(array)? }.copy())
+    let borrowed = unsafe { borrow_numpy(array)? };
+    Ok(match device {
+        Device::Cpu => borrowed.copy(),
+        _ => borrowed.to_device(device),
+    })
+}
+
+/// The harness's device name: `cpu`, `cuda` (the current GPU, LibTorch's first) or `cuda:N`.
+fn device_of(name: &str) -> PyResult<Device> {
+    match name.split_once(':') {
+        None if name == "cpu" => Ok(Device::Cpu),
+        None if name == "cuda" => Ok(Device::Cuda(0)),
+        Some(("cuda", index)) => index
+            .parse()
+            .map(Device::Cuda)
+            .map_err(|_| PyValueError::new_err(format!("no device {name}"))),
+        _ => Err(PyValueError::new_err(format!("no device {name}"))),
+    }
 }
 
 fn to_numpy<'py>(py: Python<'py>, tensor: &Tensor) -> PyResult<Bound<'py, PyAny>> {
@@ -123,8 +140,9 @@ struct OptimizerSpec {
     eps: f64,
 }
 
-/// The training images and labels as tensors over the caller's NumPy arrays, which are
-/// kept here so that they live as long as the tensors.
+/// The training images and labels: on the CPU, tensors over the caller's NumPy arrays,
+/// which are kept here so that they live as long as the tensors; on a GPU, copies made once
+/// by `load`, so that no training step copies data from the host.
 struct TrainingData {
     x: Tensor,
     y: Tensor,
@@ -191,6 +209,7 @@ struct State {
     loss: fn(&Tensor, &Tensor) -> Tensor,
     update: Update,
     data: Option<TrainingData>,
+    device: Device,
 }
 
 impl State {
@@ -203,11 +222,12 @@ impl State {
             loss,
             update,
             data,
+            device,
         } = self;
         let data = data
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("load() first"))?;
-        let indices = Tensor::from_slice(indices);
+        let indices = Tensor::from_slice(indices).to_device(*device);
         let mut error = Tensor::from(f64::NAN);
         let mut start = 0;
         for &size in sizes {
@@ -240,21 +260,25 @@ impl Trainer {
 #[pymethods]
 impl Trainer {
     /// `layers`: the scenario's layer dataclasses; `weights`: (W, b) of every dense or conv
-    /// layer, in order; `loss`: "cross-entropy" or "quadratic".
+    /// layer, in order; `loss`: "cross-entropy" or "quadratic"; `device`: where the store,
+    /// the data and every step live.
     #[new]
+    #[pyo3(signature = (layers, weights, loss, optimizer, device = "cpu"))]
     fn new(
         layers: Vec<Bound<'_, PyAny>>,
         weights: Vec<(Bound<'_, PyUntypedArray>, Bound<'_, PyUntypedArray>)>,
         loss: &str,
         optimizer: OptimizerSpec,
+        device: &str,
     ) -> PyResult<Self> {
+        let device = device_of(device)?;
         let layers = layers
             .iter()
             .map(layer_spec)
             .collect::<PyResult<Vec<_>>>()?;
         let weights = weights
             .iter()
-            .map(|(w, b)| Ok((copy_numpy(w)?, copy_numpy(b)?)))
+            .map(|(w, b)| Ok((copy_numpy(w, device)?, copy_numpy(b, device)?)))
             .collect::<PyResult<Vec<_>>>()?;
         let loss = match loss {
             "cross-entropy" => loss::cross_entropy,
@@ -269,19 +293,25 @@ impl Trainer {
             loss,
             update: Update::of(optimizer)?,
             data: None,
+            device,
         };
         Ok(Self {
             state: Mutex::new(state),
         })
     }
 
-    /// Keep the training data (C-contiguous, the weights' dtype; int64 labels), uncopied.
+    /// Keep the training data (C-contiguous, the weights' dtype; int64 labels): uncopied on
+    /// the CPU, copied to the GPU once.
     fn load(&self, x: Bound<'_, PyUntypedArray>, y: Bound<'_, PyUntypedArray>) -> PyResult<()> {
-        // SAFETY: TrainingData keeps both arrays alive as long as the tensors; the tensors
-        // are only read (index_select copies the batches out).
-        let (x_tensor, y_tensor) = unsafe { (borrow_numpy(&x)?, borrow_numpy(&y)?) };
+        let mut state = self.state();
+        let (x_tensor, y_tensor) = match state.device {
+            // SAFETY: TrainingData keeps both arrays alive as long as the tensors; the
+            // tensors are only read (index_select copies the batches out).
+            Device::Cpu => unsafe { (borrow_numpy(&x)?, borrow_numpy(&y)?) },
+            device => (copy_numpy(&x, device)?, copy_numpy(&y, device)?),
+        };
         let arrays = (x.unbind(), y.unbind());
-        self.state().data = Some(TrainingData {
+        state.data = Some(TrainingData {
             x: x_tensor,
             y: y_tensor,
             _arrays: arrays,
@@ -308,8 +338,9 @@ impl Trainer {
         // SAFETY: `x` is borrowed for this call only and read, never written.
         let inputs = unsafe { borrow_numpy(&x)? };
         let state = self.state();
+        let inputs = inputs.to_device(state.device);
         let labels = tch::no_grad(|| state.model.forward(&state.mem, &inputs).argmax(1, false));
-        to_numpy(py, &labels)
+        to_numpy(py, &labels.to_device(Device::Cpu))
     }
 
     /// Copies of the store's tensors in push order: W1, b1, W2, b2, ...
@@ -318,7 +349,7 @@ impl Trainer {
             .mem
             .values()
             .iter()
-            .map(|t| to_numpy(py, t))
+            .map(|t| to_numpy(py, &t.to_device(Device::Cpu)))
             .collect()
     }
 }

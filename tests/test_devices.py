@@ -1,0 +1,116 @@
+"""GPU handling without a GPU: a fake torch whose CUDA work completes only when synchronised
+shows that the harness waits for the device before it reads a clock, resets and reads the
+memory peak per round, samples NVML, and turns TF32 off. The real device is exercised by
+tests/device/run.sh on a machine with a GPU."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+import pytest
+
+from bench.execution import devices
+
+
+class FakeCuda:
+    """An asynchronous device: `queue` returns at once; the work takes `seconds` and is done
+    only once `synchronize` has waited for it. Memory is tracked like torch's allocator."""
+
+    def __init__(self) -> None:
+        self.pending = 0.0
+        self.synchronized: list[str] = []
+        self.allocated = self.peak = 0
+
+    def is_available(self) -> bool:
+        return True
+
+    def queue(self, seconds: float, allocate: int = 0) -> None:
+        self.pending += seconds
+        self.allocated += allocate
+        self.peak = max(self.peak, self.allocated)
+        self.allocated -= allocate
+
+    def synchronize(self, device) -> None:
+        time.sleep(self.pending)
+        self.pending = 0.0
+        self.synchronized.append(str(device))
+
+    def reset_peak_memory_stats(self, device) -> None:
+        self.peak = self.allocated
+
+    def max_memory_allocated(self, device) -> int:
+        return self.peak
+
+
+@pytest.fixture
+def fake_torch(monkeypatch):
+    cuda = FakeCuda()
+    torch = types.SimpleNamespace(
+        cuda=cuda,
+        backends=types.SimpleNamespace(
+            cuda=types.SimpleNamespace(matmul=types.SimpleNamespace(allow_tf32=True)),
+            cudnn=types.SimpleNamespace(allow_tf32=True),
+        ),
+    )
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    return torch
+
+
+def test_a_round_on_the_gpu_is_timed_until_its_kernels_have_finished(fake_torch):
+    started = time.perf_counter()
+    with devices.watch_round("cuda:0"):
+        fake_torch.cuda.queue(0.2)  # returns at once, like a kernel launch
+    assert time.perf_counter() - started >= 0.2
+    assert fake_torch.cuda.synchronized == ["cuda:0"]
+
+
+def test_synchronize_touches_no_device_for_a_cpu_case(fake_torch):
+    fake_torch.cuda.queue(0.2)
+    devices.synchronize("cpu")
+    with devices.watch_round("cpu") as measured:
+        pass
+    assert fake_torch.cuda.synchronized == []
+    assert measured.memory_peak_bytes is None
+
+
+def test_the_memory_peak_is_reset_for_each_round(fake_torch):
+    with devices.watch_round("cuda") as first:
+        fake_torch.cuda.queue(0, allocate=300)
+    with devices.watch_round("cuda") as second:
+        fake_torch.cuda.queue(0, allocate=100)
+    assert (first.memory_peak_bytes, second.memory_peak_bytes) == (300, 100)
+
+
+def test_nvml_is_sampled_while_the_round_runs(fake_torch):
+    class FakeNvml:
+        def memory_used_bytes(self):
+            return 5_000
+
+        def utilisation_percent(self):
+            return 80.0
+
+    with devices.watch_round("cuda", FakeNvml()) as measured:
+        time.sleep(3 * devices.NVML_SAMPLE_SECONDS)
+    metrics = measured.as_metrics()
+    assert metrics["gpu_driver_memory_peak_bytes"] == 5_000
+    assert metrics["gpu_utilisation"] == 80.0
+    assert len(measured._samples) >= 2
+
+
+def test_tf32_is_turned_off_on_the_gpu_only(fake_torch):
+    assert devices.exact_arithmetic("cpu") == {}
+    assert fake_torch.backends.cudnn.allow_tf32
+    assert devices.exact_arithmetic("cuda:1") == {"torch_tf32": False}
+    assert not fake_torch.backends.cuda.matmul.allow_tf32
+    assert not fake_torch.backends.cudnn.allow_tf32
+
+
+@pytest.mark.parametrize(
+    ("device", "gpu", "number"), [("cpu", False, None), ("cuda", True, None), ("cuda:3", True, 3)]
+)
+def test_device_names(device, gpu, number):
+    assert devices.is_gpu(device) is gpu
+    assert devices.index(device) == number
