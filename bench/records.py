@@ -197,6 +197,11 @@ class RoundRecord:
     n_iter: int | None = None
     seconds_per_iteration: float | None = None
     predict_seconds_per_sample: float | None = None
+    # GPU cases (execution.devices): the allocator's peak, reset per round; NVML's most
+    # memory in use and mean utilisation (%) while the round ran, where NVML is readable.
+    gpu_memory_peak_bytes: int | None = None
+    gpu_driver_memory_peak_bytes: int | None = None
+    gpu_utilisation: float | None = None
     extra: dict = field(default_factory=dict)  # stored fields this version does not know
 
     @property

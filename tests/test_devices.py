@@ -61,7 +61,7 @@ def fake_torch(monkeypatch):
 
 def test_a_round_on_the_gpu_is_timed_until_its_kernels_have_finished(fake_torch):
     started = time.perf_counter()
-    with devices.watch_round("cuda:0"):
+    with devices.RoundWatch("cuda:0"):
         fake_torch.cuda.queue(0.2)  # returns at once, like a kernel launch
     assert time.perf_counter() - started >= 0.2
     assert fake_torch.cuda.synchronized == ["cuda:0"]
@@ -70,16 +70,16 @@ def test_a_round_on_the_gpu_is_timed_until_its_kernels_have_finished(fake_torch)
 def test_synchronize_touches_no_device_for_a_cpu_case(fake_torch):
     fake_torch.cuda.queue(0.2)
     devices.synchronize("cpu")
-    with devices.watch_round("cpu") as measured:
+    with devices.RoundWatch("cpu") as measured:
         pass
     assert fake_torch.cuda.synchronized == []
     assert measured.memory_peak_bytes is None
 
 
 def test_the_memory_peak_is_reset_for_each_round(fake_torch):
-    with devices.watch_round("cuda") as first:
+    with devices.RoundWatch("cuda") as first:
         fake_torch.cuda.queue(0, allocate=300)
-    with devices.watch_round("cuda") as second:
+    with devices.RoundWatch("cuda") as second:
         fake_torch.cuda.queue(0, allocate=100)
     assert (first.memory_peak_bytes, second.memory_peak_bytes) == (300, 100)
 
@@ -92,7 +92,7 @@ def test_nvml_is_sampled_while_the_round_runs(fake_torch):
         def utilisation_percent(self):
             return 80.0
 
-    with devices.watch_round("cuda", FakeNvml()) as measured:
+    with devices.RoundWatch("cuda", FakeNvml()) as measured:
         time.sleep(3 * devices.NVML_SAMPLE_SECONDS)
     metrics = measured.as_metrics()
     assert metrics["gpu_driver_memory_peak_bytes"] == 5_000
@@ -114,3 +114,54 @@ def test_tf32_is_turned_off_on_the_gpu_only(fake_torch):
 def test_device_names(device, gpu, number):
     assert devices.is_gpu(device) is gpu
     assert devices.index(device) == number
+
+
+def test_a_training_round_on_the_gpu_counts_the_work_the_device_finishes_late(fake_torch):
+    """A trainer whose `train` only queues 0.1 s of GPU work per call: the round's training
+    time includes it, because the harness synchronises before it reads the clock."""
+    import numpy as np
+    from runs import case
+
+    from bench.api import Trainer
+    from bench.execution.suites.bench_training import TrainingRound
+    from bench.execution.suites.context import CaseContext, Data
+    from bench.scenarios import scenario_for
+
+    class QueuingTrainer(Trainer):
+        name, model, framework = "queuing", "mlp", "fake"
+
+        def load(self, x_train, y_train):
+            pass
+
+        def train(self, steps):
+            fake_torch.cuda.queue(0.1, allocate=1_000)
+            return 1.0
+
+        def predict(self, x):
+            return np.zeros(len(x), dtype=np.int64)
+
+    scenario = scenario_for("dlfs-mlp", "smoke")
+    rng = np.random.default_rng(0)
+    data = Data(
+        x_train=rng.random((50, 784), dtype=np.float32),
+        y_train=rng.integers(0, 10, 50),
+        x_test=rng.random((20, 784), dtype=np.float32),
+        y_test=rng.integers(0, 10, 20),
+    )
+    recorded = []
+    context = CaseContext(
+        case=case("dlfs-mlp", "queuing", device="cuda", profile="smoke", warmup_rounds=0),
+        scenario=scenario,
+        implementation=QueuingTrainer,
+        data=data,
+        on_round=recorded.append,
+    )
+    training = TrainingRound(context, 0)
+    training.run()
+    training.finish()
+    calls = len(training.chunks)
+    assert training.wall >= 0.1 * calls
+    (record,) = recorded
+    assert record.wall_seconds >= 0.1 * calls
+    assert record.gpu_memory_peak_bytes == 1_000
+    assert fake_torch.cuda.synchronized[:calls] == ["cuda"] * calls

@@ -38,6 +38,9 @@ MEDIAN_COLUMNS = [
     "n_iter",
     "seconds_per_iteration",
     "predict_seconds_per_sample",
+    "gpu_memory_peak_bytes",
+    "gpu_driver_memory_peak_bytes",
+    "gpu_utilisation",
 ]
 SWEEP_PREFIX = "sweep_"
 # Ten classes: 10% is chance. Below 15% test accuracy a trainer has not learned anything.

@@ -14,9 +14,9 @@ so a CPU case, or a worker whose plugin uses neither torch nor TensorFlow, pays 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,38 +226,57 @@ def _read_peak(device: str) -> int | None:
     return max(peaks) if peaks else None
 
 
-@contextlib.contextmanager
-def watch_round(device: str, nvml: Nvml | None = None) -> Iterator[DeviceRound]:
-    """Measure the GPU over a round: the allocator's peak (reset on entry) and, with NVML,
-    memory in use and utilisation sampled in a background thread. Synchronises on exit, so
-    that the peak includes the round's last kernels. On the CPU, measures nothing."""
-    measured = DeviceRound()
-    if not is_gpu(device):
-        yield measured
-        return
-    _reset_peak(device)
-    stop = threading.Event()
-    memory: list[int] = []
+class RoundWatch:
+    """The GPU over one round: the allocator's peak (reset by `start`) and, with NVML, memory
+    in use and utilisation sampled in a background thread. `stop` synchronises first, so
+    that the peak includes the round's last kernels. On the CPU it measures nothing."""
 
-    def sample() -> None:
+    def __init__(self, device: str, nvml: Nvml | None = None) -> None:
+        self.device, self.nvml = device, nvml
+        self.measured = DeviceRound()
+        self._stop = threading.Event()
+        self._memory: list[int] = []
+        self._sampler: threading.Thread | None = None
+
+    def start(self) -> RoundWatch:
+        if not is_gpu(self.device):
+            return self
+        _reset_peak(self.device)
+        if self.nvml is not None:
+            self._sampler = threading.Thread(target=self._sample, daemon=True, name="nvml")
+            self._sampler.start()
+        return self
+
+    def _sample(self) -> None:
         while True:
-            memory.append(nvml.memory_used_bytes())
-            measured._samples.append(nvml.utilisation_percent())
-            if stop.wait(NVML_SAMPLE_SECONDS):
+            self._memory.append(self.nvml.memory_used_bytes())
+            self.measured._samples.append(self.nvml.utilisation_percent())
+            if self._stop.wait(NVML_SAMPLE_SECONDS):
                 return
 
-    sampler = threading.Thread(target=sample, daemon=True, name="nvml") if nvml else None
-    if sampler is not None:
-        sampler.start()
-    try:
-        yield measured
-    finally:
-        synchronize(device)
-        stop.set()
-        if sampler is not None:
-            sampler.join()
-        measured.memory_peak_bytes = _read_peak(device)
-        if memory:
-            measured.driver_memory_peak_bytes = max(memory)
+    def stop(self) -> DeviceRound:
+        if not is_gpu(self.device):
+            return self.measured
+        synchronize(self.device)
+        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.join()
+        measured = self.measured
+        measured.memory_peak_bytes = _read_peak(self.device)
+        if self._memory:
+            measured.driver_memory_peak_bytes = max(self._memory)
         if measured._samples:
             measured.utilisation_percent = sum(measured._samples) / len(measured._samples)
+        return measured
+
+    def __enter__(self) -> DeviceRound:
+        return self.start().measured
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+@functools.cache
+def nvml(device: str) -> Nvml | None:
+    """NVML for the case's GPU, opened once per worker; None on the CPU or without NVML."""
+    return Nvml.open(device) if is_gpu(device) else None

@@ -13,6 +13,7 @@ import time
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
+from bench.execution import devices
 from bench.execution.measure import CLOCK, PEAK_MEMORY
 from bench.execution.suites.context import CaseContext, run_rounds
 from bench.execution.weights import initial_centroids
@@ -31,16 +32,19 @@ class ClusteringRound:
         self.init = initial_centroids(context.data.x_train, spec.n_clusters, case.seed)
         self.max_iter, self.tol = spec.max_iter, spec.tol
         PEAK_MEMORY.reset()
+        self.gpu = devices.RoundWatch(case.device, devices.nvml(case.device)).start()
 
     def run(self) -> None:
         start_wall, start_cpu = CLOCK(), CLOCK.cpu()
         self.result = self.clusterer.fit(self.points, self.init.copy(), self.max_iter, self.tol)
+        devices.synchronize(self.context.case.device)  # a GPU's work ends before the clock
         self.wall = CLOCK() - start_wall
         self.cpu = CLOCK.cpu() - start_cpu
 
     def finish(self) -> None:
         context, result = self.context, self.result
         peak = PEAK_MEMORY.peak_bytes()
+        gpu = self.gpu.stop()
         n = len(context.data.x_train)
         start = time.perf_counter()
         labels = np.asarray(self.clusterer.predict(self.points, result.centroids))
@@ -58,6 +62,7 @@ class ClusteringRound:
             n_iter=n_iter,
             seconds_per_iteration=self.wall / n_iter if n_iter else math.nan,
             predict_seconds_per_sample=predict_seconds / n,
+            **gpu.as_metrics(),
         )
 
 

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from bench.execution import devices
 from bench.execution.measure import CLOCK, PEAK_MEMORY
 from bench.execution.suites.context import CaseContext, run_rounds
 from bench.execution.weights import initial_parameters
@@ -49,6 +50,7 @@ class TrainingRound:
         self.curve: list[CurvePoint] = []
         self.loss = math.nan
         PEAK_MEMORY.reset()
+        self.gpu = devices.RoundWatch(case.device, devices.nvml(case.device)).start()
 
     def run(self) -> None:
         """The timed target: everything outside `CLOCK.paused()` counts as training."""
@@ -58,6 +60,8 @@ class TrainingRound:
         for chunk in self.chunks:
             for steps in self._train_calls(chunk):
                 self.loss = float(self.trainer.train(steps))
+                # On a GPU, wait for the queued work before any clock is read.
+                devices.synchronize(self.context.case.device)
                 self.done += steps
                 if cap is not None and CLOCK() - start_wall >= cap:
                     self.capped = self.done < self.steps
@@ -98,6 +102,7 @@ class TrainingRound:
     def finish(self) -> None:
         context, scenario, data = self.context, self.context.scenario, self.context.data
         peak = PEAK_MEMORY.peak_bytes()
+        gpu = self.gpu.stop()
         # A short last batch of an epoch is counted as full: off by < 1 batch per epoch.
         samples = self.done * min(scenario.batch_size, len(data.x_train))
         train_examples = self._evaluated(min(len(data.x_train), TRAIN_ACCURACY_EXAMPLES))
@@ -123,6 +128,7 @@ class TrainingRound:
             test_examples=self.test_examples,
             time_to_target_seconds=target,
             curve=tuple(self.curve),
+            **gpu.as_metrics(),
         )
 
 
