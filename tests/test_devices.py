@@ -165,3 +165,48 @@ def test_a_training_round_on_the_gpu_counts_the_work_the_device_finishes_late(fa
     assert record.wall_seconds >= 0.1 * calls
     assert record.gpu_memory_peak_bytes == 1_000
     assert fake_torch.cuda.synchronized[:calls] == ["cuda"] * calls
+
+
+def test_gpu_and_cpu_cases_are_ranked_apart_in_the_report(tmp_path):
+    """A scenario run on the CPU and on a GPU gets one glance line per device, and speed-ups
+    and "fastest" only within a device; the GPU's memory peak is shown with its case."""
+    from runs import case, store_run, training_round
+
+    from bench import report
+    from bench.records import CaseRecord
+
+    def record(implementation, device, seconds, **gpu):
+        rounds = tuple(training_round(i, seconds + 0.01 * i, **gpu) for i in range(3))
+        return CaseRecord(case("tch-mlp", implementation, device=device), "ok", rounds=rounds)
+
+    gpu = {"gpu_memory_peak_bytes": 300 * 2**20, "gpu_utilisation": 85.0}
+    store = store_run(
+        tmp_path,
+        [
+            record("torch", "cpu", 1.0),
+            record("torch-store", "cpu", 2.0),
+            record("torch", "cuda", 0.2, **gpu),
+            record("torch-store", "cuda", 0.1, **gpu),
+        ],
+        machine_peak={"2": {"gemm_gflops": 100.0}, "cuda": {"gemm_gflops": 10_000.0}},
+    )
+    context = report.build([store])
+    lines = {line["device"]: line for line in context["glance"]}
+    assert set(lines) == {"cpu", "cuda"}
+    assert lines["cpu"]["fastest"].startswith("torch · cpu")
+    assert lines["cuda"]["fastest"].startswith("torch-store · cuda")
+    (section,) = context["sections"]
+    for row in section["rows"]:
+        assert row.reference == "torch"  # the scenario's original, on the row's own device
+        assert row.group[2] == row.values["device"]
+    store_cuda = next(r for r in section["rows"] if r.label.startswith("torch-store · cuda"))
+    # against torch on cuda (median 0.21 s), not on the CPU (1.01 s)
+    assert store_cuda.speedup["ratio"] == pytest.approx(0.21 / 0.11)
+    assert store_cuda.get("gpu_memory_peak_bytes_median") == 300 * 2**20
+    # GFLOP/s as a share of the peak of the device the case ran on
+    for row in section["rows"]:
+        peak = 10_000.0 if row.values["device"] == "cuda" else 100.0
+        assert row.get("peak_share_median") == pytest.approx(row.get("gflops_median") / peak)
+    html = report.write([store], tmp_path / "reports").read_text()
+    assert 'tch-mlp</a> <span class="note">on cuda</span>' in html
+    assert "GPU 300\xa0MiB · 85\xa0% busy" in html

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from bench.analysis.stats import describe
-from bench.records import CaseRecord, RoundRecord, RunMeta
+from bench.records import Case, CaseRecord, RoundRecord, RunMeta
 from bench.scenarios import Scenario
 
 # Round metrics summarised by their median in summary.csv (train time gets the full spread).
@@ -75,9 +75,11 @@ def _case_columns(record: CaseRecord) -> dict:
     }
 
 
-def peak_gflops(meta: RunMeta, scenario: Scenario | None, threads: int) -> float:
-    """The run's measured GEMM peak at the case's thread count, in the scenario's dtype."""
-    peak = (meta.machine_peak or {}).get(str(threads)) or {}
+def peak_gflops(meta: RunMeta, scenario: Scenario | None, case: Case) -> float:
+    """The run's measured GEMM peak where the case ran, in the scenario's dtype: the CPU's at
+    the case's thread count, or its GPU's (stored under the device's name)."""
+    where = case.device if case.device != "cpu" else str(case.threads)
+    peak = (meta.machine_peak or {}).get(where) or {}
     key = "gemm_f64_gflops" if scenario and scenario.dtype == "float64" else "gemm_gflops"
     value = peak.get(key)
     return float(value) if value else math.nan
@@ -98,7 +100,7 @@ def tidy_tables(
     rounds, curves, summary = [], [], []
     for case in cases:
         ids = _case_columns(case)
-        peak = peak_gflops(meta, scenarios.get(case.case.scenario), case.case.threads)
+        peak = peak_gflops(meta, scenarios.get(case.case.scenario), case.case)
         case_rounds = []
         for record in case.rounds:
             row = _round_row(ids, record, peak)

@@ -121,7 +121,7 @@ def build(stores: Sequence[RunStore], *, baseline: RunStore | None = None) -> di
         "fallbacks": overview.fallbacks(runs),
         "broken_plugins": [b for meta in runs.metas for b in meta.broken_plugins],
         "problems": overview.problems(runs),
-        "glance": [s["glance"] for s in scenario_sections],
+        "glance": [line for s in scenario_sections for line in s["glance"]],
         "sections": scenario_sections,
         "articles": articles.articles(runs, scenario_sections),
         "comparison": overview.comparison(baseline, stores[-1]) if baseline else None,

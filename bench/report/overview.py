@@ -110,12 +110,26 @@ def problems(runs: Runs) -> list[dict]:
     return found
 
 
-def glance(section: dict, scenario: Scenario) -> dict:
-    """The line of the first table: fastest case, its speed-up and quality."""
-    ok = [r for r in headline(section["rows"]) if r.ok]
+def glance(section: dict, scenario: Scenario) -> list[dict]:
+    """The lines of the first table: fastest case, its speed-up and quality; one line per
+    device where the scenario ran on several, so that a GPU case is never ranked against CPU
+    cases."""
+    by_device: dict[str, list[CaseRow]] = {}
+    for row in section["rows"]:
+        by_device.setdefault(row.values["device"], []).append(row)
+    if len(by_device) <= 1:
+        return [_glance_line(section, scenario, section["rows"], None)]
+    order = sorted(by_device, key=lambda device: (device != "cpu", device))
+    return [_glance_line(section, scenario, by_device[d], d) for d in order]
+
+
+def _glance_line(
+    section: dict, scenario: Scenario, rows: list[CaseRow], device: str | None
+) -> dict:
+    ok = [r for r in headline(rows) if r.ok]
     line = {"name": section["name"], "anchor": section["anchor"], "title": section["title"]}
-    line.update(fastest=None, tied=[], flags=[], best=None)
-    line["cases"] = f"{sum(r.ok for r in section['rows'])} of {len(section['rows'])}"
+    line.update(fastest=None, tied=[], flags=[], best=None, device=device)
+    line["cases"] = f"{sum(r.ok for r in rows)} of {len(rows)}"
     if not ok:
         return line
     fastest = min(ok, key=lambda r: r.time["median"])
@@ -209,9 +223,7 @@ def environment(store: RunStore, meta: RunMeta) -> dict:
             "f64": fmt_num(peak.get("gemm_f64_gflops")),
             "bandwidth": fmt_num(peak.get("bandwidth_gbs")),
         }
-        for threads, peak in sorted(
-            (meta.machine_peak or {}).items(), key=lambda item: int(item[0])
-        )
+        for threads, peak in sorted((meta.machine_peak or {}).items(), key=_cpu_then_devices)
         if isinstance(peak, dict)
     ]
     return {
@@ -223,6 +235,12 @@ def environment(store: RunStore, meta: RunMeta) -> dict:
         "peaks": peaks,
         "variables": sorted((env.get("environment_variables") or {}).items()),
     }
+
+
+def _cpu_then_devices(item: tuple[str, object]) -> tuple:
+    """Machine peaks are stored by thread count (the CPU) or by device name (a GPU)."""
+    where = item[0]
+    return (not where.isdigit(), int(where) if where.isdigit() else 0, where)
 
 
 def comparison(baseline: RunStore, candidate: RunStore) -> dict:

@@ -141,7 +141,7 @@ def summary_table(scenario: Scenario, rows: list[CaseRow], inertia: dict[str, st
                 fmt_pct(row.get("utilisation_median"), 0),
                 f"{fmt_cores(cores)} cores" if cores is not None else "",
             ),
-            Cell(fmt_bytes(row.get("peak_rss_bytes_median"))),
+            Cell(fmt_bytes(row.get("peak_rss_bytes_median")), _gpu_note(row)),
             Cell(fmt_int(row.get("samples_per_second_median"))),
             Cell(
                 fmt_num(row.get("gflops_median")),
@@ -151,6 +151,15 @@ def summary_table(scenario: Scenario, rows: list[CaseRow], inertia: dict[str, st
         ]
         table.rows.append({"css": _row_class(row, fastest.get(row.case_id)), "cells": cells})
     return table
+
+
+def _gpu_note(row: CaseRow) -> str:
+    """A GPU case's device memory peak and, where NVML was read, how busy the GPU was."""
+    memory, busy = row.get("gpu_memory_peak_bytes_median"), row.get("gpu_utilisation_median")
+    parts = [f"GPU {fmt_bytes(memory)}"] if memory is not None else []
+    if busy is not None:
+        parts.append(f"{busy:.0f}{NBSP}% busy")
+    return " · ".join(parts)
 
 
 def status_note(row: CaseRow, limit: int | None = REASON_CHARS_IN_TABLE) -> str:
