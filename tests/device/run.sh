@@ -35,7 +35,7 @@ step() {  # step NAME COMMAND...: run it, log it, remember a failure
 }
 
 step setup make setup
-step nvml .venv/bin/python -m pip install --quiet nvidia-ml-py
+step nvml .venv/bin/python -m pip install --quiet -c constraints/cpu.txt -e ".[all,dev,gpu]"
 step gpu bash -c 'nvidia-smi; .venv/bin/python -c "
 import torch
 print(\"torch\", torch.__version__, \"CUDA\", torch.version.cuda, \"cuDNN\", torch.backends.cudnn.version())
