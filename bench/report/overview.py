@@ -180,8 +180,8 @@ def cluster_line(cluster: dict | None) -> str:
     )
     return (
         f"Cases ran on the Dask cluster {cluster.get('scheduler')}: {len(workers)} worker(s) on "
-        f"{len(hosts)} host(s) ({', '.join(hosts)}); {policy}. The machine above is the one "
-        "that coordinated the run; each case records its own."
+        f"{len(hosts)} host(s) ({', '.join(hosts)}); {policy}. The run's environment is that of "
+        "the machine that coordinated it; each case records the machine that ran it."
     )
 
 
