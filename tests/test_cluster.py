@@ -370,3 +370,21 @@ def test_cases_that_shared_a_host_are_flagged_and_use_their_own_machines_peak(tm
     (section,) = [s for s in context["sections"] if s["name"] == "dlfs-mlp"]
     assert all(any(f.startswith("shared machine") for f in r.flags) for r in section["rows"])
     assert "--cluster-parallel" in context["runs"][0]["cluster"]
+
+
+def test_a_worker_verifies_the_planned_dataset_itself_and_fails_its_cases_without_it(
+    fake, isolated
+):
+    from runs import MNIST
+
+    planned = planned_case("dlfs-mlp", "numpy-vectorized", source="path:/elsewhere/x")
+    # this "worker" has the files, in its own folder: verified, and the case points there
+    folder = fake.write(isolated / "data" / "mnist")
+    local = dask_executor._on_this_machine(planned, "/elsewhere", download=False)
+    assert local.dataset.location == str(folder) and local.dataset.used == MNIST.used
+    assert local.source == f"path:{BUILTIN_DIR / 'x'}"
+    # a corrupt file is never used, and no other data stands in: the case fails, saying why
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"corrupt")
+    reason = dask_executor._on_this_machine(planned, "/elsewhere", download=False)
+    assert isinstance(reason, str) and reason.startswith("dataset mnist is not available on")
+    assert "failed verification" in reason and "t10k-labels-idx1-ubyte.gz" in reason
