@@ -1,5 +1,6 @@
 """`bench run --cluster`: cases as Dask tasks on a real scheduler and workers, each a process
-on 127.0.0.1, bounded in time and always torn down (tests/dask_processes.py)."""
+on 127.0.0.1, bounded in time and always torn down (tests/dask_processes.py); then, without
+a cluster, the options, the workers' check, and what the views say of machines."""
 
 from __future__ import annotations
 

@@ -114,8 +114,8 @@ def connect(address: str) -> Iterator[Any]:
     workers = local_workers(address)
     distributed = _distributed()
     if workers is not None:
-        with (
-            distributed.LocalCluster(
+        try:
+            cluster = distributed.LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
@@ -123,9 +123,14 @@ def connect(address: str) -> Iterator[Any]:
                 dashboard_address=None,
                 worker_dashboard_address=None,
                 silence_logs=logging.ERROR,
-            ) as cluster,
-            distributed.Client(cluster, set_as_default=True) as client,
-        ):
+            )
+        except Exception as error:  # Dask says only "Nanny failed to start", and logs why
+            raise ClusterError(
+                f"could not start a local Dask cluster of {workers} worker process(es) "
+                f"({type(error).__name__}: {error}); the log above says why. A busy machine can "
+                "delay a worker's start past Dask's time limit: try again, or with fewer"
+            ) from None
+        with cluster, distributed.Client(cluster, set_as_default=True) as client:
             yield client
         return
     try:
