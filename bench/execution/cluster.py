@@ -173,9 +173,8 @@ def worker_identity(sources: Sequence[str], builtin_dir: str) -> dict:
         version = importlib.metadata.version("bench")
     except importlib.metadata.PackageNotFoundError:
         version = None
-    facts = environment.machine_facts()
     return {
-        "host": socket.gethostname(),
+        **this_machine(),
         "harness": {"version": version, "digest": harness_digest()},
         "python": platform.python_version(),
         "packages": environment.package_versions(),
@@ -183,15 +182,16 @@ def worker_identity(sources: Sequence[str], builtin_dir: str) -> dict:
             source: plugins.source_digest(plugins.relocated_source(source, builtin_dir))
             for source in sources
         },
-        "machine": {key: facts.get(key) for key in MACHINE_KEYS},
-        "machine_id": machine_id(facts),
     }
 
 
-def machine_id(facts: dict) -> str:
-    """A short digest of the facts that make one machine's times differ from another's."""
-    text = "|".join(str(facts.get(key)) for key in MACHINE_KEYS)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def this_machine() -> dict:
+    """This machine's name, the facts that make its times differ from another's, and a
+    short digest of them."""
+    facts = environment.machine_facts()
+    machine = {key: facts.get(key) for key in MACHINE_KEYS}
+    digest = hashlib.sha256("|".join(map(str, machine.values())).encode()).hexdigest()[:12]
+    return {"host": socket.gethostname(), "machine": machine, "machine_id": digest}
 
 
 def differences(mine: dict, theirs: dict, builtin_dir: str) -> list[str]:
@@ -252,13 +252,7 @@ def measure_remote(
     from distributed import get_worker
 
     case = Case.from_json(case_json)
-    facts = environment.machine_facts()
-    worker = {
-        "address": get_worker().address,
-        "host": socket.gethostname(),
-        "machine": {key: facts.get(key) for key in MACHINE_KEYS},
-        "machine_id": machine_id(facts),
-    }
+    worker = {"address": get_worker().address, **this_machine()}
     if measure_peak:
         if case.threads not in _peaks:
             _peaks[case.threads] = peak.measure_in_subprocess(case.threads)
@@ -415,13 +409,19 @@ class DaskExecutor:
         new = [w for w in workers if w.key not in self.checked and w.key not in self.refused]
         if not new:
             return []
-        answers = self.client.run(
-            worker_identity,
-            self._sources,
-            self.builtin_dir,
-            workers=[w.address for w in new],
-            on_error="return",
-        )
+        try:
+            answers = self.client.run(
+                worker_identity,
+                self._sources,
+                self.builtin_dir,
+                workers=[w.address for w in new],
+                on_error="return",
+            )
+        except (OSError, TimeoutError) as error:  # the scheduler went away meanwhile
+            raise ClusterLost(
+                f"lost the Dask scheduler at {self.options.address} while asking its workers "
+                f"who they are ({type(error).__name__}: {error})"
+            ) from None
         problems = []
         for worker in new:
             answer = answers.get(worker.address)
