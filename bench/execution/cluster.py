@@ -61,7 +61,7 @@ NO_WORKER_GRACE_S = 60.0
 # After Ctrl-C, how long the cases killed on their workers have to send back their rounds.
 INTERRUPT_WAIT_S = 10.0
 # Facts of a machine that make its times differ from another's: `machine_id` digests them.
-MACHINE_KEYS = ("cpu_model", "cores_logical", "cores_allowed", "memory_total_bytes", "os")
+MACHINE_KEYS = ("cpu_model", "cores_logical", "cores_allowed", "memory_total_bytes", "os", "gpu")
 
 
 class ClusterError(Exception):

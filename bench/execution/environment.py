@@ -67,7 +67,6 @@ def fingerprint(threads: int, project_dir: Path) -> dict[str, Any]:
         "tensorflow_distribution": _probe(_tensorflow_distribution),
         "blas": _probe(_blas),
         "threads": threads,
-        "gpu": _probe(_gpus),
         "git_commit": _probe(lambda: _git(project_dir, "rev-parse", "--verify", "HEAD")),
         "git_dirty": _probe(lambda: _git_dirty(project_dir)),
         "environment_variables": _probe(_relevant_variables),
@@ -76,7 +75,8 @@ def fingerprint(threads: int, project_dir: Path) -> dict[str, Any]:
 
 
 def machine_facts() -> dict[str, Any]:
-    """The hardware and system a case's times depend on, and the host's name."""
+    """The hardware (CPU, memory, GPUs) and system a case's times depend on, and the host's
+    name."""
     return {
         "cpu_model": _probe(_cpu_model),
         "cores_logical": _probe(lambda: _psutil().cpu_count(logical=True)),
@@ -89,6 +89,7 @@ def machine_facts() -> dict[str, Any]:
         "distribution": _probe(_distribution),
         "machine": _probe(platform.machine) or None,
         "hostname": _probe(socket.gethostname),
+        "gpu": _probe(_gpus),
     }
 
 
