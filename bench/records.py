@@ -274,6 +274,17 @@ class CaseRecord:
     worker_seconds: float | None = None
     log_tail: str | None = None  # the end of the worker's log, for a case that is not ok
     benchmark_file: str | None = None  # pytest-benchmark's JSON, relative to the run folder
+    # When its worker started and ended (ISO 8601 with microseconds and UTC offset), by the
+    # clock of the machine that ran it.
+    started_at: str | None = None
+    ended_at: str | None = None
+    # Where a cluster ran it (execution.cluster): {"address", "host", "machine" (the
+    # machine's facts), "machine_id", "peak" (its measured peak by thread count), ...}.
+    # None: on the run's own machine, which run.json describes.
+    worker: dict | None = None
+    # Attempts that ended without a record of their own (their worker was lost) before the
+    # one this record holds, each {"worker", "host", "started_at", "ended_at", "reason"}.
+    attempts: tuple[dict, ...] = ()
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -322,9 +333,14 @@ class CaseRecord:
             "device",
             "worker_seconds",
             "log_tail",
+            "started_at",
+            "ended_at",
+            "worker",
         ):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
+        if self.attempts:
+            data["attempts"] = list(self.attempts)
         if self.benchmark_file is not None:
             data["benchmark_file"] = self.benchmark_file
         return {**data, **self.extra}
@@ -338,6 +354,7 @@ class CaseRecord:
                 **known,
                 "case": Case.from_json(known["case"]),
                 "rounds": tuple(RoundRecord.from_json(r) for r in known.get("rounds") or ()),
+                "attempts": tuple(known.get("attempts") or ()),
             },
             extra=extra,
         )
@@ -366,6 +383,9 @@ class RunMeta:
     # Threads -> {"gemm_gflops", "gemm_f64_gflops", "bandwidth_gbs", ...}; None: not measured.
     machine_peak: dict[str, dict] | None = None
     sweep: dict | None = None  # {"key", "sizes", "thread_counts"} for `bench sweep`
+    # Set when the cases ran on a Dask cluster (execution.cluster): the scheduler, whether
+    # cases could share a host (`--cluster-parallel`), the retry policy, the workers checked.
+    cluster: dict | None = None
     # The definition of every planned scenario as it was run (scenarios.scenario_to_json),
     # so that a report never depends on today's catalogue. Empty in format-1 runs.
     scenarios: dict[str, dict] = field(default_factory=dict)
@@ -389,6 +409,7 @@ class RunMeta:
             "finished_at": self.finished_at,
             "machine_peak": self.machine_peak,
             "sweep": self.sweep,
+            "cluster": self.cluster,
         }
         return {**data, **_without_none(optional), **self.extra}
 

@@ -331,7 +331,7 @@ def test_fault_06_a_plugin_whose_import_hangs_is_reported_broken_and_commands_go
 
 
 def test_fault_07_the_resume_command_is_printed_on_a_line_of_its_own(tmp_path, monkeypatch, capsys):
-    def interrupted(store, cases):
+    def interrupted(store, cases, executor):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_command, "_execute", interrupted)

@@ -11,11 +11,12 @@ is the mirror image. Used by `bench compare` (terminal, exit code for CI) and by
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench import outcomes
 from bench.analysis.stats import clear_difference, describe, mann_whitney_p, ratio_of_medians
-from bench.analysis.tables import comparable_times
+from bench.analysis.tables import case_host, comparable_times
 from bench.records import CaseRecord, RunMeta
 from bench.store import RunStore
 
@@ -85,6 +86,11 @@ def compare_runs(
     base_cases, cand_cases = _by_id(baseline), _by_id(candidate)
     comparison = Comparison(baseline.run_id, candidate.run_id, threshold, [])
     comparison.warnings = _warnings(baseline.meta, candidate.meta)
+    comparison.warnings += [
+        warning
+        for store, cases in ((baseline, base_cases), (candidate, cand_cases))
+        if (warning := _several_machines(store, cases.values()))
+    ]
     for case_id in sorted(set(base_cases) | set(cand_cases)):
         spec = (cand_cases.get(case_id) or base_cases[case_id]).case
         sides = [cases.get(case_id) for cases in (base_cases, cand_cases)]
@@ -103,7 +109,16 @@ def compare_runs(
         ]
         if not a or not b:
             verdict = NOT_COMPARABLE
-        note = "; ".join([*missing, *unfinished, *([note] if note else [])])
+        hosts = [
+            case_host(side, store.meta) if side else None
+            for side, store in zip(sides, (baseline, candidate), strict=True)
+        ]
+        machines = (
+            [f"different machines: {hosts[0]} (baseline) vs {hosts[1]} (candidate)"]
+            if None not in hosts and hosts[0] != hosts[1]
+            else []
+        )
+        note = "; ".join([*machines, *missing, *unfinished, *([note] if note else [])])
         comparison.cases.append(
             CaseComparison(
                 case_id=case_id,
@@ -141,6 +156,21 @@ def _verdict(ratio: dict[str, float], threshold: float) -> tuple[str, str]:
     if ratio["high"] < 1 and ratio["ratio"] < 1 / (1 + threshold):
         return IMPROVED, ""
     return WITHIN_THRESHOLD, ""
+
+
+def _several_machines(store: RunStore, records: Iterable[CaseRecord]) -> str:
+    """Which scenarios of a run had cases on more than one machine (a cluster run)."""
+    hosts: dict[str, set[str | None]] = {}
+    for record in records:
+        hosts.setdefault(record.case.scenario, set()).add(case_host(record, store.meta))
+    spread = {name: sorted(map(str, found)) for name, found in hosts.items() if len(found) > 1}
+    if not spread:
+        return ""
+    where = "; ".join(f"{name} on {', '.join(found)}" for name, found in sorted(spread.items()))
+    return (
+        f"in {store.run_id}, cases of one scenario ran on different machines ({where}): a case "
+        "is compared with the same case of the other run, each on the machine that ran it"
+    )
 
 
 def _warnings(base: RunMeta, cand: RunMeta) -> list[str]:

@@ -11,13 +11,14 @@ a stored run gives the same tables whichever version of the catalogue reads it.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from bench.analysis.stats import describe
-from bench.records import Case, CaseRecord, RoundRecord, RunMeta
+from bench.records import CaseRecord, RoundRecord, RunMeta
 from bench.scenarios import Scenario
 
 # Round metrics summarised by their median in summary.csv (train time gets the full spread).
@@ -75,11 +76,14 @@ def _case_columns(record: CaseRecord) -> dict:
     }
 
 
-def peak_gflops(meta: RunMeta, scenario: Scenario | None, case: Case) -> float:
-    """The run's measured GEMM peak where the case ran, in the scenario's dtype: the CPU's at
-    the case's thread count, or its GPU's (stored under the device's name)."""
+def peak_gflops(meta: RunMeta, scenario: Scenario | None, record: CaseRecord) -> float:
+    """The measured GEMM peak where the case ran, in the scenario's dtype: the CPU's at the
+    case's thread count, or its GPU's (stored under the device's name); the peak of the
+    machine that ran it (its cluster worker's, which measures its CPU's), else the run's."""
+    case = record.case
     where = case.device if case.device != "cpu" else str(case.threads)
-    peak = (meta.machine_peak or {}).get(where) or {}
+    peaks = (record.worker or {}).get("peak") or meta.machine_peak or {}
+    peak = peaks.get(where) or {}
     key = "gemm_f64_gflops" if scenario and scenario.dtype == "float64" else "gemm_gflops"
     value = peak.get(key)
     return float(value) if value else math.nan
@@ -100,7 +104,7 @@ def tidy_tables(
     rounds, curves, summary = [], [], []
     for case in cases:
         ids = _case_columns(case)
-        peak = peak_gflops(meta, scenarios.get(case.case.scenario), case.case)
+        peak = peak_gflops(meta, scenarios.get(case.case.scenario), case)
         case_rounds = []
         for record in case.rounds:
             row = _round_row(ids, record, peak)
@@ -111,11 +115,42 @@ def tidy_tables(
                 for point in record.curve or ()
             ]
         summary.append(_summary_row(case, ids, case_rounds))
+    shared = _shared_a_machine(cases, meta)
+    for row, case in zip(summary, cases, strict=True):
+        row["host"] = case_host(case, meta)
+        row["machine_id"] = (case.worker or {}).get("machine_id")
+        row["concurrent_cases"] = shared.get(case.case.id, 0)
     return {
         "rounds": pd.DataFrame(rounds),
         "curves": pd.DataFrame(curves),
         "summary": pd.DataFrame(summary),
     }
+
+
+def case_host(record: CaseRecord, meta: RunMeta) -> str | None:
+    """The host that ran a case: its cluster worker's, else the run's own machine."""
+    return (record.worker or {}).get("host") or meta.environment.get("hostname")
+
+
+def _shared_a_machine(cases: Sequence[CaseRecord], meta: RunMeta) -> dict[str, int]:
+    """For each case that ran while other cases ran on its host (a cluster run with
+    `--cluster-parallel`), how many others did: its times were measured on shared cores."""
+    spans: dict[str | None, list[tuple[dt.datetime, dt.datetime, str]]] = {}
+    for case in cases:
+        if case.started_at and case.ended_at:
+            span = (_time(case.started_at), _time(case.ended_at), case.case.id)
+            spans.setdefault(case_host(case, meta), []).append(span)
+    shared: dict[str, int] = {}
+    for host_spans in spans.values():
+        for start, end, case_id in host_spans:
+            others = sum(s < end and start < e for s, e, other in host_spans if other != case_id)
+            if others:
+                shared[case_id] = others
+    return shared
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
 
 
 def _spread(prefix: str, values: Sequence[float]) -> dict:

@@ -3,6 +3,7 @@
 bench list                          scenarios and implementations (with availability)
 bench run [--scenario S] [--impl I] [--profile quick] ...   measure, store, summarise
 bench run --resume RUN              finish an interrupted run
+bench run --cluster tcp://HOST:PORT run the cases on a Dask cluster (or local:N)
 bench show [RUN]                    summary table of a stored run (default: the latest)
 bench report [RUN ...] [--baseline RUN] [--format html|md]   the self-contained HTML report
 bench compare A B [--fail-above 5%] run B against run A, case by case; exit 1 on a regression
@@ -26,6 +27,7 @@ from bench import datasets
 from bench.cli import check, compare, data, listing, new, report, run, show, sweep
 from bench.cli.options import Groups, UsageError
 from bench.cli.terminal import errors
+from bench.execution.cluster import ClusterError
 from bench.names import UnknownName
 from bench.store import RunUnavailable
 
@@ -79,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, UnknownName, RunUnavailable, datasets.DatasetError) as error:
         errors.print(f"[red]error:[/] {escape(str(error))}")
         return 2
+    except ClusterError as error:  # no case ran: unreachable, refused, or Dask missing
+        errors.print(f"[red]error:[/] {escape(str(error))}")
+        return 1
     except KeyboardInterrupt:
         errors.print("\n[yellow]Interrupted.[/]")
         return 130

@@ -28,7 +28,7 @@ from bench.cli.listing import print_broken
 from bench.cli.options import COUNT, POSITIVE_INT, SECONDS, Groups, UsageError, split
 from bench.cli.options import thread_counts as parse_thread_counts
 from bench.cli.terminal import console, errors, print_run
-from bench.execution import plan, runner, threads
+from bench.execution import cluster, plan, runner, threads
 from bench.names import check_name
 from bench.records import BrokenPluginRecord, Case, CaseRecord, DatasetResolution, RunMeta
 from bench.scenarios import Scenario, scenario_to_json
@@ -97,6 +97,26 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-peak", action="store_true", help="skip measuring the machine's GEMM/bandwidth peak"
     )
+    cluster = parser.add_argument_group("cluster (docs/cluster.md)")
+    cluster.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the cases on a Dask cluster: tcp://HOST:PORT of its scheduler, or local:N "
+        "for N worker processes on this machine (needs bench[cluster])",
+    )
+    cluster.add_argument(
+        "--cluster-parallel",
+        action="store_true",
+        help="let cases share a host (one per worker thread), for runs about correctness or "
+        "throughput: their times are flagged; by default a host runs one case at a time",
+    )
+    cluster.add_argument(
+        "--cluster-retries",
+        type=COUNT,
+        default=1,
+        metavar="N",
+        help="times a case whose worker was lost is retried on another worker (default 1)",
+    )
     parser.add_argument(
         "--resume",
         metavar="RUN",
@@ -116,8 +136,35 @@ def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.resume:
         return resume(args)
-    with new_run(args, parse_thread_counts(args.threads)) as (store, cases):
-        return execute_stored(store, cases, args) or finish(store)
+    with (
+        executor_for(args) as executor,
+        new_run(args, parse_thread_counts(args.threads), executor=executor) as (store, cases),
+    ):
+        return execute_stored(store, cases, args, executor) or finish(store)
+
+
+@contextlib.contextmanager
+def executor_for(args: argparse.Namespace) -> Iterator[runner.Executor]:
+    """Where the cases run: this machine, or the Dask cluster of `--cluster` (connected for
+    the length of the block)."""
+    if not args.cluster:
+        if args.cluster_parallel:
+            raise UsageError("--cluster-parallel applies to a run on a cluster: add --cluster")
+        yield runner.LocalExecutor()
+        return
+    options = cluster.ClusterOptions(
+        address=args.cluster,
+        parallel=args.cluster_parallel,
+        retries=args.cluster_retries,
+        download=not args.offline,
+        measure_peak=not args.no_peak,
+    )
+    with contextlib.ExitStack() as connection:
+        with console.status(f"Connecting to the Dask cluster {escape(args.cluster)}"):
+            client = connection.enter_context(cluster.connect(args.cluster))
+        yield cluster.DaskExecutor(
+            client, options, notify=lambda m: errors.print(f"[yellow]{escape(m)}[/]")
+        )
 
 
 def profile_of(args: argparse.Namespace) -> str:
@@ -138,19 +185,33 @@ def resume(args: argparse.Namespace, more_plan_options: Mapping[str, str] = {}) 
             "Drop them to finish the run, or leave out --resume to start a new run with them"
         )
     store = RunStore.open(results_root(args.results_dir), args.resume)
-    with store.writing():
+    with store.writing(), executor_for(args) as executor:
         cases = list(store.meta.plan)
         pending = len(cases) - len(store.finished() & {c.id for c in cases})
+        cluster = executor.prepare([c for c in cases if c.id not in store.finished()])
+        if cluster is not None:
+            store.update_meta(cluster=_merged_cluster(store.meta.cluster, cluster))
         console.print(f"Resuming run [bold]{store.run_id}[/]: {pending} of {len(cases)} cases left")
-        return execute_stored(store, cases, args) or finish(store)
+        return execute_stored(store, cases, args, executor) or finish(store)
+
+
+def _merged_cluster(before: dict | None, now: dict) -> dict:
+    """What run.json says of the cluster after a resume: every worker that ran a case."""
+    workers = {**(before or {}).get("workers", {}), **now["workers"]}
+    return {**now, "workers": workers}
 
 
 @contextlib.contextmanager
 def new_run(
-    args: argparse.Namespace, thread_counts: Sequence[int], overrides: Sequence[dict] = ({},)
+    args: argparse.Namespace,
+    thread_counts: Sequence[int],
+    overrides: Sequence[dict] = ({},),
+    *,
+    executor: runner.Executor,
 ) -> Iterator[tuple[RunStore, list[Case]]]:
-    """Plan the run the options ask for, store its metadata, measure the machine's peak; the
-    block runs holding the new run's writer lock."""
+    """Plan the run the options ask for, let the executor check it can run the plan, store
+    the run's metadata, measure the machine's peak (a cluster's workers measure their own);
+    the block runs holding the new run's writer lock."""
     from bench.execution import environment, peak
 
     profile = profile_of(args)
@@ -185,6 +246,7 @@ def new_run(
         raise UsageError(
             "nothing to run: no implementation matches the selected scenarios (see `bench list`)"
         )
+    cluster = executor.prepare(cases)
     meta = RunMeta(
         run_id=new_run_id(profile),
         started_at=dt.datetime.now().isoformat(timespec="seconds"),
@@ -197,6 +259,7 @@ def new_run(
         environment=environment.fingerprint(max(thread_counts), PROJECT_DIR),
         plan=tuple(cases),
         scenarios={s.name: scenario_to_json(s) for s in scenarios},
+        cluster=cluster,
     )
     store = RunStore.create(results_root(args.results_dir), meta)
     with store.writing():
@@ -204,7 +267,7 @@ def new_run(
             f"Run [bold]{store.run_id}[/]: {len(cases)} cases, profile {profile}, "
             f"results in {escape(str(store.directory))}"
         )
-        if not args.no_peak:
+        if not args.no_peak and cluster is None:
             with console.status("Measuring the machine's peak GEMM rate and memory bandwidth"):
                 store.update_meta(
                     machine_peak={
@@ -244,11 +307,13 @@ def _resolve_datasets(
     return resolved
 
 
-def execute_stored(store: RunStore, cases: list[Case], args: argparse.Namespace) -> int:
-    """Run the cases; on Ctrl-C or a folder that can no longer be written (a full disk) say
-    how to resume. Returns the exit code."""
+def execute_stored(
+    store: RunStore, cases: list[Case], args: argparse.Namespace, executor: runner.Executor
+) -> int:
+    """Run the cases; on Ctrl-C, a lost cluster or a folder that can no longer be written (a
+    full disk) say how to resume. Returns the exit code."""
     try:
-        _execute(store, cases)
+        _execute(store, cases, executor)
     except KeyboardInterrupt:
         errors.print(
             f"\n[yellow]Interrupted.[/] {len(store.finished())} finished case(s) are "
@@ -256,6 +321,14 @@ def execute_stored(store: RunStore, cases: list[Case], args: argparse.Namespace)
         )
         _print_command(resume_command(store, args))
         return 130
+    except cluster.ClusterLost as error:
+        errors.print(
+            f"[red]error:[/] {escape(str(error))}. {len(store.finished())} finished case(s) "
+            f"are stored in {escape(str(store.directory))}; the cases that were running are "
+            "recorded as interrupted. Finish the run with:"
+        )
+        _print_command(resume_command(store, args))
+        return 1
     except OSError as error:
         if error.errno not in _CANNOT_WRITE:
             raise
@@ -275,6 +348,9 @@ def resume_command(store: RunStore, args: argparse.Namespace) -> str:
     command = f"bench {args.command} --resume {shlex.quote(store.run_id)}"
     if args.results_dir:
         command += f" --results-dir {shlex.quote(str(results_root(args.results_dir)))}"
+    if args.cluster:
+        command += f" --cluster {shlex.quote(args.cluster)}"
+        command += " --cluster-parallel" if args.cluster_parallel else ""
     return command
 
 
@@ -284,7 +360,9 @@ def _print_command(command: str) -> None:
     errors.print(command, soft_wrap=True, markup=False, highlight=False)
 
 
-def _execute(store: RunStore, cases: list[Case]) -> None:
+def _execute(store: RunStore, cases: list[Case], executor: runner.Executor) -> None:
+    """Run the cases with a progress bar; its ETA comes from the pace at which cases end,
+    so on a cluster it counts every worker. Several cases running at once are all named."""
     todo = [c for c in cases if c.id not in store.finished()]
     columns = (
         TextColumn("{task.description}"),
@@ -296,20 +374,30 @@ def _execute(store: RunStore, cases: list[Case]) -> None:
     )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("cases", total=len(todo))
+        running: dict[str, str] = {}
+
+        def describe_running() -> None:
+            names = list(running.values())
+            description = (
+                names[0] if len(names) == 1 else f"{len(names)} running: " + ", ".join(names)
+            )
+            progress.update(task, description=description)
 
         def on_start(case: Case) -> None:
-            progress.update(
-                task, description=f"{case.scenario} · {case.implementation} · {case.threads}t"
-            )
+            running[case.id] = f"{case.scenario} · {case.implementation} · {case.threads}t"
+            describe_running()
 
         def on_done(case: Case, record: CaseRecord) -> None:
+            running.pop(case.id, None)
+            if running:
+                describe_running()
             if record.status != outcomes.OK:
                 progress.console.print(
                     f"[yellow]{case.id}: {record.status}[/] {escape(str(record.reason or ''))}"
                 )
             progress.advance(task)
 
-        runner.execute(store, todo, on_start=on_start, on_done=on_done)
+        runner.execute(store, todo, executor=executor, on_start=on_start, on_done=on_done)
     store.update_meta(finished_at=dt.datetime.now().isoformat(timespec="seconds"))
 
 

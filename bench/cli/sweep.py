@@ -46,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
     except sweep.SweepError as error:
         raise UsageError(str(error)) from None
     counts = thread_counts(args.threads) or sweep.default_thread_counts(threads.available_cores())
-    with run_command.new_run(args, counts, overrides=sweep.overrides(key, sizes)) as (store, cases):
+    with (
+        run_command.executor_for(args) as executor,
+        run_command.new_run(
+            args, counts, overrides=sweep.overrides(key, sizes), executor=executor
+        ) as (store, cases),
+    ):
         planned_threads = sorted({case.threads for case in cases})
         store.update_meta(sweep={"key": key, "sizes": sizes, "thread_counts": planned_threads})
-        return run_command.execute_stored(store, cases, args) or run_command.finish(store)
+        return run_command.execute_stored(store, cases, args, executor) or run_command.finish(store)

@@ -23,6 +23,7 @@ from bench.report.format import (
     fmt_seconds,
     fmt_time,
 )
+from bench.report.overview import cluster_line
 from bench.store import RunStore
 
 # Piped output (CI logs, `| tee`) gets a wide table instead of rich's 80-column default.
@@ -62,6 +63,7 @@ SUMMARY_COLUMNS = (
 def print_summary(summary: pd.DataFrame, meta: RunMeta) -> None:
     print_fallbacks(meta)
     table = Table(title="Summary (medians over measured rounds)", title_justify="left")
+    several_hosts = "host" in summary and summary["host"].nunique() > 1
     for column in SUMMARY_COLUMNS:
         table.add_column(column, overflow="fold")
     for row in summary.to_dict("records"):
@@ -77,6 +79,10 @@ def print_summary(summary: pd.DataFrame, meta: RunMeta) -> None:
         implementation = row["implementation"]
         if row.get("device", "cpu") != "cpu":
             implementation += f" ({row['device']})"
+        if several_hosts:
+            implementation += f"\n[dim]on {escape(str(row['host']))}[/]"
+        if row.get("concurrent_cases", 0) > 0:
+            implementation += "\n[yellow]shared machine[/]"
         threads = str(row["threads"])
         in_force = row.get("threads_in_force")
         if isinstance(in_force, str) and in_force != threads:
@@ -146,6 +152,8 @@ def print_run(store: RunStore) -> None:
     """A stored run's summary, and its scaling if it is a sweep. Its tables are computed
     here, not read from (or written to) its CSV files: reading a run writes nothing."""
     tables = tidy_tables(store.cases(), store.meta, store.scenarios())
+    if line := cluster_line(store.meta.cluster):
+        console.print(escape(line))
     print_summary(tables["summary"], store.meta)
     if sweep := store.meta.sweep:
         print_scaling(tables["summary"], sweep["key"])

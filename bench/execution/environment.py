@@ -58,7 +58,25 @@ RUST_CRATES = (
 
 def fingerprint(threads: int, project_dir: Path) -> dict[str, Any]:
     """Describe this machine and software stack; JSON-serialisable, same keys every time."""
-    tensorflow_distribution = _probe(_tensorflow_distribution)
+    return {
+        **machine_facts(),
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "python_executable": sys.executable,
+        "packages": package_versions(),
+        "tensorflow_distribution": _probe(_tensorflow_distribution),
+        "blas": _probe(_blas),
+        "threads": threads,
+        "git_commit": _probe(lambda: _git(project_dir, "rev-parse", "--verify", "HEAD")),
+        "git_dirty": _probe(lambda: _git_dirty(project_dir)),
+        "environment_variables": _probe(_relevant_variables),
+        "rust": _probe(lambda: rust_builds(project_dir)),
+    }
+
+
+def machine_facts() -> dict[str, Any]:
+    """The hardware (CPU, memory, GPUs) and system a case's times depend on, and the host's
+    name."""
     return {
         "cpu_model": _probe(_cpu_model),
         "cores_logical": _probe(lambda: _psutil().cpu_count(logical=True)),
@@ -71,19 +89,13 @@ def fingerprint(threads: int, project_dir: Path) -> dict[str, Any]:
         "distribution": _probe(_distribution),
         "machine": _probe(platform.machine) or None,
         "hostname": _probe(socket.gethostname),
-        "python_version": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "python_executable": sys.executable,
-        "packages": {name: _probe(lambda name=name: _version(name)) for name in PACKAGES},
-        "tensorflow_distribution": tensorflow_distribution,
-        "blas": _probe(_blas),
-        "threads": threads,
         "gpu": _probe(_gpus),
-        "git_commit": _probe(lambda: _git(project_dir, "rev-parse", "--verify", "HEAD")),
-        "git_dirty": _probe(lambda: _git_dirty(project_dir)),
-        "environment_variables": _probe(_relevant_variables),
-        "rust": _probe(lambda: rust_builds(project_dir)),
     }
+
+
+def package_versions() -> dict[str, str | None]:
+    """The installed version of every package a case's numbers depend on (None: absent)."""
+    return {name: _probe(lambda name=name: _version(name)) for name in PACKAGES}
 
 
 def _probe(read: Callable[[], Any]) -> Any:

@@ -2,16 +2,20 @@
 whatever happens to it, and stores every case's record as soon as it ends.
 
 The executor decides where cases run. `LocalExecutor` runs them one after another on this
-machine; another executor (a cluster) plugs in by yielding the same stored records. Nothing
-here imports a framework: measuring happens only in workers (`bench.execution.worker`).
+machine; `cluster.DaskExecutor` runs each as a Dask task that calls `measure_case` on another
+machine, and stores the record it returns. Measuring a case (`measure_case`) stores nothing;
+storing it (`run_case`, or an executor) happens where the run lives. Nothing here imports a
+framework: measuring happens only in workers (`bench.execution.worker`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +40,11 @@ LOG_TAIL_CHARS = 4000
 
 
 class Executor(Protocol):
+    def prepare(self, cases: Sequence[Case]) -> dict | None:
+        """Check, before any case runs, that the cases can run there (raise with the reason
+        otherwise); return what run.json records of where they run (None: this machine)."""
+        ...
+
     def run(
         self, store: RunStore, cases: Sequence[Case], on_start: Callable[[Case], None]
     ) -> Iterator[CaseRecord]:
@@ -45,6 +54,9 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """One case after another, on this machine."""
+
+    def prepare(self, cases: Sequence[Case]) -> None:
+        return None
 
     def run(
         self, store: RunStore, cases: Sequence[Case], on_start: Callable[[Case], None]
@@ -81,14 +93,44 @@ def write_tables(store: RunStore) -> None:
     store.write_tables(tidy_tables(store.cases(), store.meta, store.scenarios()))
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What measuring a case gives: its record, and pytest-benchmark's JSON file in the work
+    folder (None when the worker wrote none)."""
+
+    record: CaseRecord
+    benchmark_file: Path | None
+
+
+class CaseInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a case was measured: its worker is killed; `record` is the case, marked
+    *interrupted*, with the rounds it finished."""
+
+    def __init__(self, record: CaseRecord) -> None:
+        super().__init__(record.case.id)
+        self.record = record
+
+
 def run_case(store: RunStore, case: Case) -> CaseRecord:
-    """Run one case in a fresh worker and store its record. Ctrl-C kills the worker, stores
+    """Measure one case in a fresh worker and store its record. Ctrl-C kills the worker, stores
     the case as *interrupted* (with any rounds it finished) and re-raises."""
     if not case.will_run:
         return store.save_case(CaseRecord(case, case.status or outcomes.SKIPPED, case.reason))
-    workdir = store.workdir(case.id).resolve()  # the worker runs inside it
+    try:
+        measured = measure_case(case, store.workdir(case.id).resolve())
+    except CaseInterrupted as interrupted:
+        store.save_case(interrupted.record)
+        raise
+    return store.save_case(measured.record, measured.benchmark_file)
+
+
+def measure_case(case: Case, workdir: Path) -> Measured:
+    """Measure one case: run its worker in `workdir` (an empty folder, where the worker writes
+    its files) and read back what it measured. Stores nothing, so that an executor can call it
+    on another machine and store the record where the run lives. Ctrl-C kills the worker and
+    raises `CaseInterrupted`."""
     atomic_write_json(workdir / CASE_FILE, case.to_json())
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), timestamp()
     with (workdir / LOG_FILE).open("wb") as log:
         try:
             finished = launcher.run_python(
@@ -104,17 +146,31 @@ def run_case(store: RunStore, case: Case) -> CaseRecord:
                 Outcome(outcomes.INTERRUPTED, "interrupted (Ctrl-C)"),
                 _read_rounds(workdir),
                 worker_seconds=time.perf_counter() - started,
+                started_at=started_at,
+                ended_at=timestamp(),
             )
-            store.save_case(record)
-            raise
-    worker_seconds = time.perf_counter() - started
+            raise CaseInterrupted(record) from None
+    worker_seconds, ended_at = time.perf_counter() - started, timestamp()
     rounds = _read_rounds(workdir)
     outcome = _outcome(case, workdir, finished.returncode, rounds)
     log_tail = _log_tail(workdir) if outcome.status != outcomes.OK else None
     record = CaseRecord.ended(
-        case, outcome, rounds, worker_seconds=worker_seconds, log_tail=log_tail
+        case,
+        outcome,
+        rounds,
+        worker_seconds=worker_seconds,
+        log_tail=log_tail,
+        started_at=started_at,
+        ended_at=ended_at,
     )
-    return store.save_case(record, workdir / BENCHMARK_FILE)
+    benchmark = workdir / BENCHMARK_FILE
+    return Measured(record, benchmark if benchmark.is_file() else None)
+
+
+def timestamp() -> str:
+    """The wall-clock time, to the microsecond, with its UTC offset: when a case started and
+    ended, comparable between the cases of one host."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def _outcome(

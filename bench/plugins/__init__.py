@@ -3,6 +3,7 @@ declares, cached so that listing and planning import no framework (declarations)
 
     discover(plugin_dirs)  -> Registry of Plugin (available or why not) and BrokenPlugin
     load_plugin(source, name, model) -> the class, in the worker that runs its case
+    source_digest(source)  -> SHA-256 of a plugin's files, to check a cluster's workers
 
 The plugin contract itself is `bench.api`, which imports nothing from here: registration
 goes through `api.collecting()`, scoped to the import of one source.
@@ -16,7 +17,14 @@ from bench.plugins.declarations import (
     missing_requirements,
     requirements_reason,
 )
-from bench.plugins.discovery import BUILTIN_DIR, CACHE_FILE, discover, plugin_paths
+from bench.plugins.discovery import (
+    BUILTIN_DIR,
+    CACHE_FILE,
+    discover,
+    plugin_paths,
+    relocated_source,
+    source_digest,
+)
 from bench.plugins.loading import ENTRY_POINT_GROUP, load_plugin, load_source
 
 __all__ = [
@@ -32,5 +40,7 @@ __all__ = [
     "load_source",
     "missing_requirements",
     "plugin_paths",
+    "relocated_source",
     "requirements_reason",
+    "source_digest",
 ]

@@ -44,6 +44,8 @@ IMPORT_TIMEOUT_VARIABLE = "BENCH_PLUGIN_IMPORT_TIMEOUT"
 # TensorFlow takes 5-20 s to import on a busy 2-core machine; a plugin that needs far more
 # is waiting for something.
 IMPORT_TIMEOUT_S = 120.0
+# Folders inside a plugin that hold what was built or cached from its sources, not sources.
+_NOT_SOURCE = {"__pycache__", "target", "build", "dist"}
 
 
 def discover(
@@ -181,3 +183,45 @@ def plugin_paths(folder: Path) -> list[Path]:
         if (path.is_file() and path.suffix == ".py") or (path / "__init__.py").is_file():
             found.append(path)
     return found
+
+
+def relocated_source(source: str, builtin_dir: str) -> str:
+    """`source` as this machine finds it, when `builtin_dir` is where the machine that planned
+    it keeps its `implementations/` folder: a plugin of that folder is looked for in this
+    checkout's own (each machine of a cluster may keep its checkout elsewhere); any other
+    source is the same everywhere."""
+    kind, _, location = source.partition(":")
+    if kind != "path":
+        return source
+    try:
+        inside = Path(location).relative_to(builtin_dir)
+    except ValueError:
+        return source
+    return f"path:{BUILTIN_DIR / inside}"
+
+
+def source_digest(source: str) -> str | None:
+    """SHA-256 of a plugin source as this machine has it, or None when it has none: every
+    file of a plugin folder (by relative path and content, build outputs left out), or an
+    entry point's distribution and version."""
+    kind, _, location = source.partition(":")
+    digest = hashlib.sha256()
+    if kind != "path":
+        name = location.split(" (", 1)[0]
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not found or found[0].dist is None:
+            return None
+        digest.update(f"{found[0].value} {found[0].dist.name} {found[0].dist.version}".encode())
+        return digest.hexdigest()
+    root = Path(location)
+    if not root.exists():
+        return None
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    for path in files:
+        relative = path.relative_to(root) if root.is_dir() else Path(path.name)
+        if any(part in _NOT_SOURCE or part.startswith(".") for part in relative.parts):
+            continue
+        digest.update(f"{relative.as_posix()}\0".encode())
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()

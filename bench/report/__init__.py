@@ -126,6 +126,7 @@ def build(stores: Sequence[RunStore], *, baseline: RunStore | None = None) -> di
         "articles": articles.articles(runs, scenario_sections),
         "comparison": overview.comparison(baseline, stores[-1]) if baseline else None,
         "environments": environments,
-        "peak_measured": any(meta.machine_peak for meta in runs.metas),
+        "peak_measured": any(meta.machine_peak for meta in runs.metas)
+        or any((record.worker or {}).get("peak") for record in runs.records.values()),
         "html_report": "",
     }

@@ -40,6 +40,8 @@ def budget_difference(scenario: Scenario, profiles: list[str]) -> str:
 def _versus(row: CaseRow, other: CaseRow) -> str:
     """How `row` compares with `other` (another implementation of the same run)."""
     words = fmt_speedup(ratio_of_medians(other.comparable, row.comparable), other.implementation)
+    if row.host != other.host:
+        words += f", on another machine ({row.host} vs {other.host})"
     return f"{words}, from samples/s (capped)" if row.capped or other.capped else words
 
 
@@ -139,6 +141,8 @@ def articles(runs: Runs, sections: list[dict]) -> list[dict]:
 
 def _speed(row: CaseRow) -> str:
     words = fmt_speedup(row.speedup)
+    if row.cross_machine:
+        words += ", on another machine"
     return f"{words}, from samples/s (capped)" if row.capped else words
 
 

@@ -38,6 +38,7 @@ def runs_header(runs: Runs) -> list[dict]:
             "started": run_time(store).strftime("%Y-%m-%d %H:%M"),
             "profile": meta.profile,
             "machine": machine_line(meta.environment),
+            "cluster": cluster_line(meta.cluster),
             "cases": len(meta.plan),
             "datasets": sorted({d.used for d in meta.datasets.values()}),
         }
@@ -163,6 +164,25 @@ MEANINGFULLY_BETTER = 0.005
 def _better(row: CaseRow, than: CaseRow, column: str) -> bool:
     mine, theirs = row.get(column), than.get(column)
     return mine is not None and theirs is not None and mine - theirs > MEANINGFULLY_BETTER
+
+
+def cluster_line(cluster: dict | None) -> str:
+    """Where a cluster run's cases ran, and whether they could share a machine."""
+    if not cluster:
+        return ""
+    workers = cluster.get("workers") or {}
+    hosts = sorted({w.get("host") or "?" for w in workers.values()})
+    policy = (
+        "cases could share a host (--cluster-parallel): times of cases that overlapped are "
+        "flagged “shared machine”"
+        if cluster.get("parallel")
+        else "one case per host at a time"
+    )
+    return (
+        f"Cases ran on the Dask cluster {cluster.get('scheduler')}: {len(workers)} worker(s) on "
+        f"{len(hosts)} host(s) ({', '.join(hosts)}); {policy}. The run's environment is that of "
+        "the machine that coordinated it; each case records the machine that ran it."
+    )
 
 
 def machine_line(env: dict) -> str:

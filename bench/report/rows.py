@@ -39,6 +39,18 @@ class CaseRow:
     sizes: dict[str, float] = field(default_factory=dict)  # sweep sizes that vary
     speedup: dict = field(default_factory=dict)
     reference: str = ""
+    reference_host: str | None = None  # the machine the reference ran on
+
+    @property
+    def host(self) -> str | None:
+        """The machine that ran the case (a cluster worker's host, else the run's)."""
+        host = self.values.get("host")
+        return host if isinstance(host, str) else None
+
+    @property
+    def cross_machine(self) -> bool:
+        """Whether its speed-up compares times taken on two different machines."""
+        return self.reference_host is not None and self.host != self.reference_host
 
     def __post_init__(self) -> None:
         self.wall = describe(self.times)
@@ -187,6 +199,12 @@ def _flags(values: dict, times: list[float]) -> list[str]:
         flags.append(flag)
     if values.get("at_chance_level") == True:  # noqa: E712  (pandas may give numpy bools)
         flags.append("at chance level: did not learn")
+    shared = values.get("concurrent_cases")
+    if finite(shared) and shared > 0:
+        flags.append(
+            f"shared machine: {int(shared)} other case(s) ran on its host at the same time "
+            "(--cluster-parallel)"
+        )
     return flags
 
 
@@ -203,7 +221,13 @@ def _add_speedups(rows: list[CaseRow], original: str | None) -> None:
         reference = candidates[0] if candidates else min(ok, key=lambda r: r.time["median"])
         for row in members:
             row.reference = reference.implementation
+            row.reference_host = reference.host
             row.speedup = ratio_of_medians(reference.comparable, row.comparable)
+            if row.cross_machine:
+                row.flags.append(
+                    f"other machine: ran on {row.host}, its reference {reference.implementation} "
+                    f"on {reference.host}; the speed-up compares two machines"
+                )
 
 
 def fastest_cases(rows: list[CaseRow]) -> dict[str, str]:
@@ -234,6 +258,8 @@ def speed_words(row: CaseRow) -> str:
     if row.implementation == row.reference:
         return "reference"
     words = fmt_speedup(row.speedup, row.reference)
+    if row.cross_machine:
+        words += ", on another machine"
     return f"{words}, from samples/s (capped)" if row.capped else words
 
 

@@ -64,6 +64,23 @@ def anchor(name: str) -> str:
 
 
 def reference_note(scenario: Scenario, rows: list[CaseRow]) -> str:
+    return " ".join(filter(None, [_reference_words(scenario, rows), machines_note(rows)]))
+
+
+def machines_note(rows: list[CaseRow]) -> str:
+    """Whether the scenario's cases ran on different machines, and what that does to the
+    speed-ups (each one between two machines is flagged)."""
+    hosts = sorted({r.host for r in rows if r.measured and r.host})
+    if len(hosts) < 2:
+        return ""
+    return (
+        f"These cases ran on {len(hosts)} different machines ({', '.join(hosts)}): a speed-up "
+        "between two of them compares machines as well as implementations, and is flagged "
+        "“other machine”."
+    )
+
+
+def _reference_words(scenario: Scenario, rows: list[CaseRow]) -> str:
     original = scenario.original or None
     references = sorted({r.reference for r in rows if r.reference})
     if original and references == [original]:
@@ -93,6 +110,8 @@ def _speedup_cell(row: CaseRow) -> Cell:
         return Cell("reference")
     main, _, interval = fmt_speedup(row.speedup).partition(" (")
     detail = interval.rstrip(")")
+    if row.cross_machine:
+        detail += f"{' · ' if detail else ''}across machines"
     if row.capped:
         detail += f"{' · ' if detail else ''}from samples/s (capped)"
     return Cell(main, detail)

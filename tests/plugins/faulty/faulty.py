@@ -146,3 +146,21 @@ class HangsOnce(Healthy):
 class NeedsMissing(Healthy):
     name = "needs-missing"
     requires = ("a_module_that_is_not_installed",)
+
+
+@register
+class HangsOnceTellingItsParent(Healthy):
+    """Hangs the first time it trains, after writing the PID of the process that started its
+    worker (a Dask worker, on a cluster) to $BENCH_TEST_STATE/<name>.parent: the test's cue
+    to kill that process. Works when run again."""
+
+    name = "hangs-once-telling-its-parent"
+
+    def train(self, steps):
+        if first_time(self.name):
+            parent = os.path.join(os.environ["BENCH_TEST_STATE"], f"{self.name}.parent")
+            with open(parent + ".tmp", "w") as out:
+                out.write(str(os.getppid()))
+            os.replace(parent + ".tmp", parent)
+            time.sleep(3600)
+        return super().train(steps)
