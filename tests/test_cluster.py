@@ -25,6 +25,7 @@ from bench import cli, report
 from bench.analysis import compare
 from bench.analysis.tables import tidy_tables
 from bench.execution import cluster as dask_executor
+from bench.execution.cluster import remote
 from bench.plugins import BUILTIN_DIR, relocated_source, source_digest
 from bench.records import CaseRecord
 
@@ -381,11 +382,11 @@ def test_a_worker_verifies_the_planned_dataset_itself_and_fails_its_cases_withou
     planned = planned_case("dlfs-mlp", "numpy-vectorized", source="path:/elsewhere/x")
     # this "worker" has the files, in its own folder: verified, and the case points there
     folder = fake.write(isolated / "data" / "mnist")
-    local = dask_executor._on_this_machine(planned, "/elsewhere", download=False)
+    local = remote._on_this_machine(planned, "/elsewhere", download=False)
     assert local.dataset.location == str(folder) and local.dataset.used == MNIST.used
     assert local.source == f"path:{BUILTIN_DIR / 'x'}"
     # a corrupt file is never used, and no other data stands in: the case fails, saying why
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"corrupt")
-    reason = dask_executor._on_this_machine(planned, "/elsewhere", download=False)
+    reason = remote._on_this_machine(planned, "/elsewhere", download=False)
     assert isinstance(reason, str) and reason.startswith("dataset mnist is not available on")
     assert "failed verification" in reason and "t10k-labels-idx1-ubyte.gz" in reason
