@@ -66,12 +66,19 @@ class CaseContext:
                 wall=wall, cpu=cpu, threads=self.case.threads, samples=samples, peak_rss=peak_rss
             ),
             flops=float(flops),
-            **contention.measured(self.round_start, self.round_stop, wall, cpu),
+            **self._contention(wall, cpu),
             replaces=self.replacing,
             **metrics,
         )
         self.records.append(record)
         self.on_round(record)
+
+    def _contention(self, wall: float, cpu: float) -> dict:
+        """The round's contention fields, when its edges were read (`run_rounds` reads them;
+        a round driven on its own records none)."""
+        if self.round_start is None or self.round_stop is None:
+            return {}
+        return contention.measured(self.round_start, self.round_stop, wall, cpu)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """One test per case, named by the case id, so that pytest-benchmark's JSON and its
