@@ -23,6 +23,11 @@ from bench import outcomes
 
 # 2: rounds carry their analytic FLOPs, the run stores its scenarios' definitions.
 RUN_FORMAT = 2
+# A round is *disturbed* when its threads spent more than this share of the time they wanted
+# a CPU waiting for one on a run queue (`RoundRecord.wait_share`): for one busy thread, a
+# tenth of the round's wall time; about a round slowed by a tenth. `RoundRecord.disturbed`;
+# how it was chosen: docs/measurement.md, "Contention".
+DISTURBED_WAIT_SHARE = 0.10
 
 # A run's folder.
 RUN_FILE = "run.json"
@@ -110,6 +115,8 @@ class Case:
     timeout_s: float
     seed: int
     round_cap_s: float | None = None
+    # How many disturbed rounds may be re-run (`--retry-disturbed`), in all, for this case.
+    retry_disturbed: int = 0
     dataset: DatasetResolution | None = None
     deviations: tuple[str, ...] = ()
     overrides: dict = field(default_factory=dict)  # sweep sizes, e.g. {"n_samples": 10_000}
@@ -202,6 +209,20 @@ class RoundRecord:
     gpu_memory_peak_bytes: int | None = None
     gpu_driver_memory_peak_bytes: int | None = None
     gpu_utilisation: float | None = None
+    # Contention (bench.execution.contention): what competed with the round for the CPU,
+    # over its training time (the clock's pauses left out). None in runs stored before it.
+    run_queue_wait_seconds: float | None = None  # summed over the worker's threads
+    involuntary_switches: int | None = None
+    # run_queue_wait_seconds / (run_queue_wait_seconds + cpu_seconds): of the time its
+    # threads wanted a CPU, the share they waited for one
+    wait_share: float | None = None
+    disturbed: bool | None = None  # wait_share above DISTURBED_WAIT_SHARE
+    other_cpu_cores: float | None = None  # other processes' CPU during the round, in cores
+    steal_seconds: float | None = None  # CPU time the hypervisor gave to other guests
+    load_average: float | None = None  # the 1-minute load average as the round ended
+    # A re-run (--retry-disturbed) of the disturbed round with this index, which stays
+    # recorded but leaves the statistics.
+    replaces: int | None = None
     extra: dict = field(default_factory=dict)  # stored fields this version does not know
 
     @property
@@ -309,7 +330,20 @@ class CaseRecord:
 
     @property
     def measured_rounds(self) -> list[RoundRecord]:
-        return [r for r in self.rounds if not r.warmup]
+        """The rounds in the statistics: not warm-ups, and not disturbed rounds that a retry
+        replaced (`--retry-disturbed`)."""
+        replaced = self.replaced_rounds
+        return [r for r in self.rounds if not r.warmup and r.round not in replaced]
+
+    @property
+    def replaced_rounds(self) -> set[int]:
+        """Indices of the disturbed rounds that a retry replaced: recorded, not counted."""
+        return {r.replaces for r in self.rounds if r.replaces is not None}
+
+    @property
+    def disturbed_rounds(self) -> int:
+        """Disturbed rounds among those in the statistics."""
+        return sum(bool(r.disturbed) for r in self.measured_rounds)
 
     @property
     def warmup_rounds(self) -> list[RoundRecord]:
@@ -389,6 +423,8 @@ class RunMeta:
     # The definition of every planned scenario as it was run (scenarios.scenario_to_json),
     # so that a report never depends on today's catalogue. Empty in format-1 runs.
     scenarios: dict[str, dict] = field(default_factory=dict)
+    # What `bench doctor`'s checks found as the run started (execution.doctor.Finding.to_json).
+    doctor: tuple[dict, ...] | None = None
     format: int = 1
     extra: dict = field(default_factory=dict)
 
@@ -410,6 +446,7 @@ class RunMeta:
             "machine_peak": self.machine_peak,
             "sweep": self.sweep,
             "cluster": self.cluster,
+            "doctor": list(self.doctor) if self.doctor is not None else None,
         }
         return {**data, **_without_none(optional), **self.extra}
 
@@ -431,6 +468,7 @@ class RunMeta:
                 "plan": tuple(Case.from_json(c) for c in known.get("plan") or ()),
                 "environment": known.get("environment") or {},
                 "scenarios": known.get("scenarios") or {},
+                "doctor": tuple(known["doctor"]) if known.get("doctor") is not None else None,
             },
             extra=extra,
         )

@@ -1,6 +1,7 @@
 import time
 
 import numpy as np
+from conftest import PLUGINS, bench_command, smoke_args, stored_cases
 
 from bench.execution.measure import PeakMemory, TrainingClock, cpu_seconds, round_cost
 
@@ -60,3 +61,44 @@ def test_round_cost_derives_cores_and_utilisation():
     assert cost["effective_cores"] == 1.5
     assert cost["utilisation"] == 0.75
     assert cost["samples_per_second"] == 500
+
+
+def test_pauses_never_charge_their_own_reads_to_training_cpu():
+    """Each pause reads the clocks; the CPU those reads cost is paused CPU time, so a span of
+    nothing but pauses shows no more CPU than wall time (it did, by ~2 µs a pause)."""
+    clock = TrainingClock()
+    start = clock.start()
+    for _ in range(2000):
+        with clock.paused():
+            pass
+    wall, cpu = clock.since(start)
+    assert cpu <= wall, (cpu, wall)
+
+
+def test_paused_run_queue_wait_and_switches_are_left_out():
+    clock = TrainingClock()
+    waited, switches = clock.waited(), clock.switches()
+    with clock.paused():
+        busy_until = time.perf_counter() + 0.1
+        while time.perf_counter() < busy_until:
+            pass
+        time.sleep(0.05)
+    assert clock.waited() - waited < 0.01
+    assert clock.switches() - switches <= 1
+
+
+def test_a_do_nothing_trainer_never_shows_more_than_full_use_of_its_thread(tmp_path):
+    """The do-nothing plugin's rounds are a few microseconds of training between pauses:
+    any CPU that the clock's own reads charged to training would show as more than 100 %."""
+    done = bench_command(
+        *smoke_args(
+            *("--plugins", str(PLUGINS / "noop"), "--impl", "noop", "--scenario", "dlfs-mlp"),
+            *("--threads", "1", "--rounds", "30"),
+        ),
+        results=tmp_path / "results",
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = stored_cases(tmp_path / "results").values()
+    measured = [r for r in record["rounds"] if not r["warmup"]]
+    assert len(measured) == 30
+    assert all(0 <= r["utilisation"] <= 1.0 for r in measured), [r["utilisation"] for r in measured]

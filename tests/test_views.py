@@ -237,3 +237,57 @@ def test_every_element_id_of_the_report_is_unique(tmp_path):
     # every internal reference still points at an element
     references = set(re.findall(r'(?:href="#|url\(#)([^")]+)', page))
     assert references and references <= set(ids)
+
+
+def test_the_terminal_summary_reads_at_100_columns_without_breaking_a_word(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from bench.cli import terminal
+
+    long_reason = (
+        "tensorflow is not installed: pip install 'bench[tensorflow]' "
+        + "(and a long explanation of why this matters) " * 5
+    )
+    slow = [training_round(0, 130.0, warmup=True)]
+    slow += [
+        training_round(i, 125.0 + i, capped=True, steps=5, planned_steps=10, test_examples=500)
+        for i in (1, 2, 3)
+    ]
+    records = [
+        CaseRecord(case("dlfs-mlp", "numpy-pure"), "ok", rounds=tuple(slow)),
+        CaseRecord(
+            case("dlfs-mlp", "numpy-vectorized"),
+            "ok",
+            rounds=tuple(
+                training_round(i, 1.5 + i / 100, peak_rss_bytes=1234 * 2**20, warmup=i == 0)
+                for i in range(4)
+            ),
+        ),
+        CaseRecord(case("dlfs-mlp", "keras"), "skipped", reason=long_reason),
+        CaseRecord(
+            case("linfa-kmeans", "sklearn", model="kmeans"),
+            "ok",
+            rounds=tuple(training_round(i, 0.25, warmup=i == 0) for i in range(4)),
+        ),
+    ]
+    store = store_run(tmp_path / "results", records)
+    screen = Console(width=100, record=True, file=io.StringIO())
+    monkeypatch.setattr(terminal, "console", screen)
+    terminal.print_run(store)
+    lines = screen.export_text().splitlines()
+    assert max(map(len, lines)) <= 100
+    # every name and number whole, on one line
+    for token in ("numpy-vectorized", "numpy-pure", "linfa-kmeans", "1.52\xa0s", "1.2\xa0GiB"):
+        assert any(token in line for line in lines), token
+    # by scenario, then by time; the fastest marked; flags in a few words
+    order = [next(i for i, line in enumerate(lines) if name in line) for name in (
+        "numpy-vectorized", "numpy-pure", "keras", "linfa-kmeans")]  # fmt: skip
+    assert order == sorted(order)
+    assert "fastest" in lines[order[0]] and "fastest" not in lines[order[1]]
+    assert "extrapolated" in " ".join(lines[order[1] : order[2]])
+    # the long reason under the table, whole; the table says only where to find it
+    assert "skipped [1]" in lines[order[2]]
+    below = " ".join(" ".join(lines[order[3] + 1 :]).split())
+    assert "[1] keras (dlfs-mlp): skipped: " + " ".join(long_reason.split()) in below

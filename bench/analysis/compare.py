@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench import outcomes
+from bench.analysis.noise import run_noise
 from bench.analysis.stats import clear_difference, describe, mann_whitney_p, ratio_of_medians
 from bench.analysis.tables import case_host, comparable_times
 from bench.records import CaseRecord, RunMeta
@@ -91,6 +92,13 @@ def compare_runs(
         for store, cases in ((baseline, base_cases), (candidate, cand_cases))
         if (warning := _several_machines(store, cases.values()))
     ]
+    for side, cases in (("baseline", base_cases), ("candidate", cand_cases)):
+        noise = run_noise(list(cases.values()))
+        if noise.busy:
+            comparison.warnings.append(
+                f"the {side} run was on a busy machine: {noise.disturbed} of {noise.rounds} "
+                "measured rounds were disturbed (waited for a CPU)"
+            )
     for case_id in sorted(set(base_cases) | set(cand_cases)):
         spec = (cand_cases.get(case_id) or base_cases[case_id]).case
         sides = [cases.get(case_id) for cases in (base_cases, cand_cases)]
@@ -107,6 +115,12 @@ def compare_runs(
             for side, cases in (("baseline", base_cases), ("candidate", cand_cases))
             if case_id in cases and cases[case_id].status != outcomes.OK
         ]
+        # Disturbed rounds are slower than the machine can do: said beside the verdict.
+        disturbed = [
+            f"{side}: {cases[case_id].disturbed_rounds} disturbed round(s)"
+            for side, cases in (("baseline", base_cases), ("candidate", cand_cases))
+            if case_id in cases and cases[case_id].disturbed_rounds
+        ]
         if not a or not b:
             verdict = NOT_COMPARABLE
         hosts = [
@@ -118,7 +132,7 @@ def compare_runs(
             if None not in hosts and hosts[0] != hosts[1]
             else []
         )
-        note = "; ".join([*machines, *missing, *unfinished, *([note] if note else [])])
+        note = "; ".join([*machines, *missing, *unfinished, *disturbed, *([note] if note else [])])
         comparison.cases.append(
             CaseComparison(
                 case_id=case_id,

@@ -6,10 +6,16 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from pytest_benchmark.stats import Stats
 
 
 def describe(values: Sequence[float]) -> dict[str, float]:
-    """Order statistics of the finite values (NaN/None dropped); NaN everywhere if none."""
+    """Order statistics of the finite values (NaN/None dropped); NaN everywhere if none.
+
+    The quartiles, and so the IQR, are pytest-benchmark's own (`pytest_benchmark.stats.Stats`:
+    for an odd count, Wikipedia's method 3; for an even count, the medians of the lower and
+    upper halves), so that summary.csv and the pytest-benchmark JSON beside it give one IQR
+    for the same rounds (docs/measurement.md, "Statistics and speed-ups")."""
     finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if finite.size == 0:
         return {
@@ -21,13 +27,14 @@ def describe(values: Sequence[float]) -> dict[str, float]:
             "min": math.nan,
             "max": math.nan,
         }
-    q1, median, q3 = np.percentile(finite, [25, 50, 75])
+    quartiles = Stats()
+    quartiles.data = [float(v) for v in finite]
     return {
         "n": int(finite.size),
-        "median": float(median),
-        "iqr": float(q3 - q1),
-        "q1": float(q1),
-        "q3": float(q3),
+        "median": float(np.median(finite)),
+        "iqr": float(quartiles.iqr),
+        "q1": float(quartiles.q1),
+        "q3": float(quartiles.q3),
         "min": float(finite.min()),
         "max": float(finite.max()),
     }

@@ -3,7 +3,11 @@
     rounds   every round's metrics, with the case's identity, GFLOP/s and share of the peak
     curves   every accuracy-vs-training-time point
     summary  one row per case: n, median, IQR, min, max of the measured time and of the
-             comparable time; medians of every other metric; the flags every view shows
+             comparable time; medians of every other metric; the flags every view shows;
+             its noise (bench.analysis.noise)
+
+Rounds and curve points carry `counted`: in the statistics (measured, and not a disturbed
+round that `--retry-disturbed` replaced).
 
 Built from typed records alone: the FLOPs come with each round and the peak with the run, so
 a stored run gives the same tables whichever version of the catalogue reads it.
@@ -17,6 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from bench.analysis import noise
 from bench.analysis.stats import describe
 from bench.records import CaseRecord, RoundRecord, RunMeta
 from bench.scenarios import Scenario
@@ -42,6 +47,13 @@ MEDIAN_COLUMNS = [
     "gpu_memory_peak_bytes",
     "gpu_driver_memory_peak_bytes",
     "gpu_utilisation",
+    # contention (bench.analysis.noise summarises it further)
+    "wait_share",
+    "run_queue_wait_seconds",
+    "involuntary_switches",
+    "other_cpu_cores",
+    "steal_seconds",
+    "load_average",
 ]
 SWEEP_PREFIX = "sweep_"
 # Ten classes: 10% is chance. Below 15% test accuracy a trainer has not learned anything.
@@ -89,8 +101,10 @@ def peak_gflops(meta: RunMeta, scenario: Scenario | None, record: CaseRecord) ->
     return float(value) if value else math.nan
 
 
-def _round_row(ids: dict, record: RoundRecord, peak: float) -> dict:
+def _round_row(ids: dict, record: RoundRecord, peak: float, counted: bool) -> dict:
     row = {**ids, **{k: v for k, v in record.to_json().items() if k != "curve"}}
+    # In the statistics: measured, and not a disturbed round replaced by a re-run.
+    row["counted"] = counted
     wall = record.wall_seconds or math.nan
     flops = record.flops if record.flops is not None else math.nan
     row["gflops"] = flops / wall / 1e9 if wall > 0 else math.nan
@@ -106,12 +120,19 @@ def tidy_tables(
         ids = _case_columns(case)
         peak = peak_gflops(meta, scenarios.get(case.case.scenario), case)
         case_rounds = []
+        counted = {id(r) for r in case.measured_rounds}
         for record in case.rounds:
-            row = _round_row(ids, record, peak)
+            row = _round_row(ids, record, peak, id(record) in counted)
             rounds.append(row)
             case_rounds.append(row)
             curves += [
-                {**ids, "round": record.round, "warmup": record.warmup, **point.to_json()}
+                {
+                    **ids,
+                    "round": record.round,
+                    "warmup": record.warmup,
+                    "counted": row["counted"],
+                    **point.to_json(),
+                }
                 for point in record.curve or ()
             ]
         summary.append(_summary_row(case, ids, case_rounds))
@@ -164,7 +185,7 @@ def _threads_in_force(case: CaseRecord) -> str | None:
 
 
 def _summary_row(case: CaseRecord, ids: dict, rounds: list[dict]) -> dict:
-    measured = [r for r in rounds if not r["warmup"]]
+    measured = [r for r in rounds if r["counted"]]
     warmups = case.warmup_rounds
     dataset = case.case.dataset
     row = {
@@ -186,6 +207,7 @@ def _summary_row(case: CaseRecord, ids: dict, rounds: list[dict]) -> dict:
         # The fewest test examples a measured round's accuracy was taken on (capped rounds
         # are evaluated on a subset).
         "test_examples_min": describe([r.get("test_examples") for r in measured])["min"],
+        **noise.case_noise(case),
     }
     for column in MEDIAN_COLUMNS:
         row[f"{column}_median"] = describe([r.get(column) for r in measured])["median"]

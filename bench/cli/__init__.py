@@ -11,6 +11,7 @@ bench sweep -s S [--sizes 1e4,1e5] [--threads 1,2]   a run over growing sizes; s
 bench data [fetch NAME | verify [NAME]]
 bench check IMPL [--scenario S]     the conformance suite: does IMPL follow the contract?
 bench new NAME [--model mlp|cnn|kmeans]  write a plugin skeleton in implementations/NAME
+bench doctor [--threads N]          is this machine fit to measure on? advice if not
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from rich.markup import escape
 
 from bench import datasets
-from bench.cli import check, compare, data, listing, new, report, run, show, sweep
+from bench.cli import check, compare, data, doctor, listing, new, report, run, show, sweep
 from bench.cli.options import Groups, UsageError
 from bench.cli.terminal import errors
 from bench.execution.cluster import ClusterError
@@ -32,7 +33,7 @@ from bench.names import UnknownName
 from bench.store import RunUnavailable
 
 # Each module: add_parser(subparsers, groups) declares the command, and its run(args) does it.
-COMMANDS = (listing, run, sweep, show, report, compare, data, check, new)
+COMMANDS = (listing, run, sweep, show, report, compare, data, check, new, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

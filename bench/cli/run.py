@@ -28,7 +28,7 @@ from bench.cli.listing import print_broken
 from bench.cli.options import COUNT, POSITIVE_INT, SECONDS, Groups, UsageError, split
 from bench.cli.options import thread_counts as parse_thread_counts
 from bench.cli.terminal import console, errors, print_run
-from bench.execution import cluster, plan, runner, threads
+from bench.execution import cluster, doctor, plan, runner, threads
 from bench.names import check_name
 from bench.records import BrokenPluginRecord, Case, CaseRecord, DatasetResolution, RunMeta
 from bench.scenarios import Scenario, scenario_to_json
@@ -36,6 +36,8 @@ from bench.store import RunStore, new_run_id, results_root
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_PROFILE = "quick"
+# How long `bench run` watches the other processes before it starts (`bench doctor`: 1 s).
+DOCTOR_SAMPLE_S = 0.3
 # The options that decide what a run measures, by argparse destination. `--resume` finishes a
 # run as it was planned, so it refuses them rather than ignore them (none has a default: any
 # value is one the user gave).
@@ -50,6 +52,7 @@ PLAN_OPTIONS = {
     "device": "--device",
     "timeout": "--timeout",
     "round_cap": "--round-cap",
+    "retry_disturbed": "--retry-disturbed",
     "seed": "--seed",
 }
 # Errors that stop a run because its files cannot be written: what happened, what frees the way.
@@ -91,6 +94,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         type=SECONDS,
         metavar="SECONDS",
         help="stop each training round after this much training time; marked capped",
+    )
+    parser.add_argument(
+        "--retry-disturbed",
+        type=COUNT,
+        metavar="N",
+        help="re-run disturbed rounds (their threads waited for a CPU), up to N re-runs per "
+        "case; the disturbed ones stay recorded, out of the statistics",
     )
     parser.add_argument("--seed", type=COUNT, help="base seed (default 0); round r uses seed+r")
     parser.add_argument("--offline", action="store_true", help="never download datasets")
@@ -192,6 +202,8 @@ def resume(args: argparse.Namespace, more_plan_options: Mapping[str, str] = {}) 
         if cluster is not None:
             store.update_meta(cluster=_merged_cluster(store.meta.cluster, cluster))
         console.print(f"Resuming run [bold]{store.run_id}[/]: {pending} of {len(cases)} cases left")
+        if cluster is None:  # the cases run here: is this machine fit for it?
+            check_machine(sorted({c.threads for c in cases}))
         return execute_stored(store, cases, args, executor) or finish(store)
 
 
@@ -226,6 +238,8 @@ def new_run(
     for count in sorted(set(thread_counts)):
         if warning := threads.oversubscription_warning(count):
             errors.print(f"[yellow]warning:[/] {escape(warning)}")
+    # On a cluster the cases run elsewhere: this machine's state says nothing of them.
+    findings = None if args.cluster else check_machine(thread_counts)
     resolutions = _resolve_datasets(scenarios, args)
     cases = plan.plan(
         found,
@@ -238,6 +252,7 @@ def new_run(
         warmup_rounds=args.warmup,
         timeout_s=args.timeout,
         round_cap_s=args.round_cap,
+        retry_disturbed=args.retry_disturbed or 0,
         seed=args.seed or 0,
         datasets=resolutions,
         overrides=overrides,
@@ -260,6 +275,7 @@ def new_run(
         plan=tuple(cases),
         scenarios={s.name: scenario_to_json(s) for s in scenarios},
         cluster=cluster,
+        doctor=None if findings is None else tuple(f.to_json() for f in findings),
     )
     store = RunStore.create(results_root(args.results_dir), meta)
     with store.writing():
@@ -275,6 +291,19 @@ def new_run(
                     }
                 )
         yield store, cases
+
+
+def check_machine(thread_counts: Sequence[int]) -> list[doctor.Finding]:
+    """`bench doctor`'s checks, on a short sample; one line when a finding is serious."""
+    findings = doctor.examine(thread_counts, sample_s=DOCTOR_SAMPLE_S)
+    if serious := doctor.serious(findings):
+        errors.print(
+            "[bold yellow]bench doctor:[/] "
+            + escape("; ".join(f.seen.partition(": ")[0] for f in serious))
+            + ". Rounds will likely be disturbed (and flagged); `bench doctor` names the "
+            "processes and says what to do."
+        )
+    return findings
 
 
 def _resolve_datasets(

@@ -7,23 +7,29 @@ import math
 import sys
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from bench import outcomes
-from bench.analysis.tables import tidy_tables
 from bench.records import RunMeta
+from bench.report import overview
 from bench.report.format import (
     EXTRAPOLATED,
+    MISSING,
     fmt_bytes,
-    fmt_int,
     fmt_num,
     fmt_pct,
     fmt_seconds,
+    fmt_threads,
     fmt_time,
 )
+from bench.report.load import Runs
 from bench.report.overview import cluster_line
+from bench.report.rows import CaseRow, case_rows, fastest_cases, quality_text
+from bench.report.sections import status_note
+from bench.scenarios import Scenario
 from bench.store import RunStore
 
 # Piped output (CI logs, `| tee`) gets a wide table instead of rich's 80-column default.
@@ -44,79 +50,137 @@ def print_fallbacks(meta: RunMeta) -> None:
         )
 
 
+# The summary's columns: (header, justify, wraps). Only the notes wrap, and only between
+# words: a name or a number is never broken, whatever the width (100 columns fit).
 SUMMARY_COLUMNS = (
-    "scenario",
-    "implementation",
-    "thr",
-    "data",
-    "status",
-    "time (IQR)",
-    "n",
-    "cold",
-    "CPU util",
-    "quality",
-    "samples/s",
-    "peak RSS",
+    ("scenario", "left", False),
+    ("case", "left", False),
+    ("time (IQR)", "right", False),
+    ("n", "right", False),
+    ("CPU", "right", False),
+    ("quality", "left", False),
+    ("peak RSS", "right", False),
+    ("notes", "left", True),
 )
+NOTES_MIN_WIDTH = 14
 
 
-def print_summary(summary: pd.DataFrame, meta: RunMeta) -> None:
+def print_summary(runs: Runs) -> None:
+    """The run's cases, by scenario then by time, the fastest of each group marked; flags in
+    short words beside them; why a case did not finish, in full, beneath the table."""
+    from bench.report import scenario_names
+
+    meta = runs.metas[0]
     print_fallbacks(meta)
-    table = Table(title="Summary (medians over measured rounds)", title_justify="left")
-    several_hosts = "host" in summary and summary["host"].nunique() > 1
-    for column in SUMMARY_COLUMNS:
-        table.add_column(column, overflow="fold")
-    for row in summary.to_dict("records"):
-        data = escape(str(row["dataset"]))
-        if isinstance(row["dataset_fallback"], str):
-            data = f"[red]{data} (fallback)[/]"
-        ok = row["status"] == outcomes.OK
-        status = row["status"] if ok else f"[yellow]{row['status']}[/]"
-        if row.get("capped_rounds"):
-            status += f"\n[yellow]capped {row['capped_rounds']}/{row['rounds']}[/]"
-            if math.isfinite(row.get("test_examples_min", math.nan)):
-                status += f"\n[yellow]acc. on {int(row['test_examples_min'])} test images[/]"
-        implementation = row["implementation"]
-        if row.get("device", "cpu") != "cpu":
-            implementation += f" ({row['device']})"
-        if several_hosts:
-            implementation += f"\n[dim]on {escape(str(row['host']))}[/]"
-        if row.get("concurrent_cases", 0) > 0:
-            implementation += "\n[yellow]shared machine[/]"
-        threads = str(row["threads"])
-        in_force = row.get("threads_in_force")
-        if isinstance(in_force, str) and in_force != threads:
-            threads += f"\n[yellow]in force: {escape(in_force)}[/]"
-        first = (row["scenario"], implementation, threads, data, status)
-        if not ok and not row["rounds"]:
-            reason = escape(str(row["reason"] or ""))
-            table.add_row(*first, reason, *[""] * (len(SUMMARY_COLUMNS) - len(first) - 1))
-            continue
-        time = (
-            f"{fmt_seconds(row['comparable_seconds_median'])} "
-            f"({fmt_seconds(row['comparable_seconds_iqr'])})"
+    (noise,) = overview.noise(runs)
+    if noise["banner"]:
+        console.print(f"[bold red]{escape(noise['banner'])}[/]")
+    table = Table(
+        title=_summary_title(runs.summary),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    for header, justify, wraps in SUMMARY_COLUMNS:
+        table.add_column(
+            header,
+            justify=justify,
+            no_wrap=not wraps,
+            overflow="fold" if wraps else "ellipsis",
+            min_width=NOTES_MIN_WIDTH if wraps else None,
         )
-        if row.get("time_extrapolated") == True:  # noqa: E712 (numpy bools)
-            time += f"\n[yellow]{EXTRAPOLATED}[/]"
-        table.add_row(
-            *first,
-            time,
-            str(row["rounds"]),
-            fmt_seconds(row["cold_start_seconds"]),
-            fmt_pct(row["utilisation_median"]),
-            _quality(row),
-            fmt_int(row["samples_per_second_median"]),
-            fmt_bytes(row["peak_rss_bytes_median"]),
-        )
+    reasons: list[str] = []
+    several_hosts = "host" in runs.summary and runs.summary["host"].nunique() > 1
+    for name in scenario_names(runs):
+        rows = case_rows(runs, runs.scenarios[name])
+        fastest = fastest_cases(rows)
+        for index, row in enumerate(rows):
+            first = _scenario_cell(name, row) if index == 0 else ""
+            cells = _summary_cells(row, runs.scenarios[name], fastest, reasons)
+            if several_hosts:  # a cluster run: where each case ran
+                cells[0] += f"\n[dim]on {escape(str(row.values.get('host')))}[/]"
+            table.add_row(first, *cells)
+        if rows:
+            table.add_section()
     console.print(table)
+    for number, reason in enumerate(reasons, 1):
+        console.print(f"[{number}] {escape(reason)}", highlight=False)
+    console.print(noise["line"], highlight=False)
 
 
-def _quality(row: dict) -> str:
-    if row["model"] == "kmeans":
-        return f"ARI {fmt_num(row['adjusted_rand_index_median'])}"
-    text = f"test {fmt_pct(row['test_accuracy_median'])}"
-    at_chance = row.get("at_chance_level") == True  # noqa: E712  (pandas may give numpy bools)
-    return f"[red]{text} (chance)[/]" if at_chance else text
+def _summary_title(summary: pd.DataFrame) -> str:
+    title = "Summary: medians over the measured rounds, fastest first"
+    counts = sorted(set(summary["threads"])) if len(summary) else []
+    if len(counts) == 1:
+        title += f"; {fmt_threads(counts[0])} per case"
+    return title
+
+
+def _scenario_cell(name: str, row: CaseRow) -> str:
+    dataset = row.values.get("dataset")
+    if not isinstance(dataset, str):
+        return escape(name)
+    if isinstance(row.values.get("dataset_fallback"), str):
+        return f"{escape(name)}\n[red]{escape(dataset)} (fallback)[/]"
+    return f"{escape(name)}\n[dim]{escape(dataset)}[/]"
+
+
+def _summary_cells(
+    row: CaseRow, scenario: Scenario, fastest: dict[str, str], reasons: list[str]
+) -> list[str]:
+    """The cells of one case after its scenario's; a reason too long for the table goes
+    to `reasons`, and the notes say its number."""
+    # The implementation, then what sets the case apart beneath it: "(2 threads)", "(cuda)".
+    implementation, *parts = row.label.split(" · ")
+    label = escape(implementation) + "".join(f"\n({escape(part)})" for part in parts)
+    notes = _notes(row, fastest.get(row.case_id))
+    if row.status != outcomes.OK:
+        reasons.append(f"{row.label} ({scenario.name}): {status_note(row, limit=None)}")
+        notes.insert(0, f"[yellow]{row.status} [{len(reasons)}][/]")
+    if not row.measured:
+        return [label, MISSING, "", "", "", "", ", ".join(notes)]
+    time = fmt_seconds(row.time["median"])
+    if row.get("disturbed_rounds"):
+        time = f"[yellow]{time}[/]"
+    if row.time["n"] > 1:
+        time += f"\n({fmt_seconds(row.time['iqr'])})"
+    quality = quality_text(row, scenario)
+    if row.values.get("at_chance_level") == True:  # noqa: E712  (numpy bools)
+        quality = f"[red]{quality}[/]"
+    return [
+        label,
+        time,
+        str(row.time["n"]),
+        fmt_pct(row.get("utilisation_median"), 0),
+        quality,
+        fmt_bytes(row.get("peak_rss_bytes_median")),
+        ", ".join(notes),
+    ]
+
+
+def _notes(row: CaseRow, mark: str | None) -> list[str]:
+    """The case's flags in a few words each (the report gives them whole)."""
+    n = row.time["n"]
+    notes = [f"[bold green]{'tied fastest' if mark == 'tied' else 'fastest'}[/]"] if mark else []
+    if row.extrapolated:
+        notes.append(f"[yellow]{EXTRAPOLATED}[/]")
+    if disturbed := row.get("disturbed_rounds"):
+        notes.append(f"[yellow]disturbed {int(disturbed)}/{n}[/]")
+    if replaced := row.get("replaced_rounds"):
+        notes.append(f"{int(replaced)} re-run")
+    if capped := row.get("capped_rounds"):
+        notes.append(f"[yellow]capped {int(capped)}/{n}[/]")
+        if examples := row.get("test_examples_min"):
+            notes.append(f"[yellow]acc. on {int(examples)} test images[/]")
+    if row.values.get("at_chance_level") == True:  # noqa: E712  (numpy bools)
+        notes.append("[red]chance level[/]")
+    in_force = row.get("threads_in_force")
+    if isinstance(in_force, str) and in_force != str(row.values["threads"]):
+        notes.append(f"[yellow]threads in force: {escape(in_force)}[/]")
+    if row.get("concurrent_cases"):  # cases ran beside it on its host (--cluster-parallel)
+        notes.append("[yellow]shared machine[/]")
+    return notes
 
 
 def print_scaling(summary: pd.DataFrame, key: str) -> None:
@@ -151,13 +215,15 @@ def print_scaling(summary: pd.DataFrame, key: str) -> None:
 def print_run(store: RunStore) -> None:
     """A stored run's summary, and its scaling if it is a sweep. Its tables are computed
     here, not read from (or written to) its CSV files: reading a run writes nothing."""
-    tables = tidy_tables(store.cases(), store.meta, store.scenarios())
+    runs = Runs.load([store])
     if line := cluster_line(store.meta.cluster):
         console.print(escape(line))
-    print_summary(tables["summary"], store.meta)
+    print_summary(runs)
     if sweep := store.meta.sweep:
-        print_scaling(tables["summary"], sweep["key"])
+        print_scaling(runs.summary, sweep["key"])
     console.print(
-        f"\nResults: [bold]{store.directory}[/]  (summary.csv, rounds.csv, "
-        "benchmarks/*.json for `pytest-benchmark compare`)"
+        f"\nResults: [bold]{escape(str(store.directory))}[/] (summary.csv, rounds.csv, "
+        "benchmarks/*.json for `pytest-benchmark compare`; both give the IQR the same way, "
+        "docs/measurement.md)",
+        highlight=False,
     )

@@ -65,7 +65,7 @@ def fingerprint(threads: int, project_dir: Path) -> dict[str, Any]:
         "python_executable": sys.executable,
         "packages": package_versions(),
         "tensorflow_distribution": _probe(_tensorflow_distribution),
-        "blas": _probe(_blas),
+        "blas": _probe(blas_libraries),
         "threads": threads,
         "git_commit": _probe(lambda: _git(project_dir, "rev-parse", "--verify", "HEAD")),
         "git_dirty": _probe(lambda: _git_dirty(project_dir)),
@@ -153,7 +153,7 @@ def _tensorflow_distribution() -> str | None:
     return None
 
 
-def _blas() -> list[dict[str, Any]]:
+def blas_libraries() -> list[dict[str, Any]]:
     """BLAS libraries NumPy loads. num_threads is this process's default, not a case's limit:
     each worker records the pools actually in force with `threads.describe()`."""
     import numpy  # noqa: F401  (loads the BLAS library so threadpoolctl can see it)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -17,22 +16,33 @@ from pathlib import Path
 
 import psutil
 
+from bench.execution import contention
+
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
 
 def cpu_seconds() -> float:
     """User + system CPU seconds of this process, all threads included."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return contention.usage()[0]
 
 
 class TrainingClock:
-    """Wall and CPU clocks that stand still while paused."""
+    """Wall and CPU clocks that stand still while paused, with the run-queue wait and the
+    involuntary context switches of the process's threads, which stand still with them.
+
+    The order of the reads matters, because each read costs CPU time (getrusage about a
+    microsecond): the CPU clock's span always lies inside the wall clock's. A timed span reads
+    the wall clock first and last (`start`, `since`); a pause reads the CPU clock first and
+    last, so the reads' own cost is paused CPU time, never training CPU time without its wall
+    time. A round that does nothing then cannot show more than 100 % utilisation of a thread.
+    """
 
     def __init__(self) -> None:
         self._paused_wall = 0.0
         self._paused_cpu = 0.0
+        self._paused_wait = 0.0
+        self._paused_switches = 0
 
     def __call__(self) -> float:
         return time.perf_counter() - self._paused_wall
@@ -40,14 +50,41 @@ class TrainingClock:
     def cpu(self) -> float:
         return cpu_seconds() - self._paused_cpu
 
+    def waited(self) -> float:
+        """Run-queue wait of this process's threads, in seconds, pauses left out."""
+        return contention.run_queue_wait() - self._paused_wait
+
+    def switches(self) -> int:
+        """Involuntary context switches of this process, pauses left out."""
+        return contention.usage()[1] - self._paused_switches
+
+    def start(self) -> tuple[float, float]:
+        """(wall, CPU) at the start of a timed span."""
+        wall = self()
+        return wall, self.cpu()
+
+    def since(self, start: tuple[float, float]) -> tuple[float, float]:
+        """(wall, CPU) seconds of the span begun at `start`, paused time left out."""
+        cpu = self.cpu()
+        return self() - start[0], cpu - start[1]
+
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        wall, cpu = time.perf_counter(), cpu_seconds()
+        cpu, switches = contention.usage()
+        wall = time.perf_counter()
+        waited = contention.run_queue_wait()
         try:
             yield
         finally:
-            self._paused_cpu += cpu_seconds() - cpu
+            self._paused_wait += contention.run_queue_wait() - waited
             self._paused_wall += time.perf_counter() - wall
+            cpu_now, switches_now = contention.usage()
+            self._paused_cpu += cpu_now - cpu
+            self._paused_switches += switches_now - switches
+
+    def snapshot(self) -> contention.Snapshot:
+        """The contention counters now, for a round's edge (never inside its timed part)."""
+        return contention.snapshot(self.waited(), self.switches())
 
 
 CLOCK = TrainingClock()
@@ -61,9 +98,12 @@ def training_clock() -> float:
 class PeakMemory:
     """Peak resident memory of this process since the last `reset()`.
 
-    On Linux, writing 5 to /proc/self/clear_refs resets the kernel's high-water mark (VmHWM),
-    which is exact and costs nothing while the round runs. Where that is not allowed, a
-    background thread samples RSS with psutil every few milliseconds instead.
+    On Linux, writing 5 to /proc/self/clear_refs resets the kernel's high-water mark of
+    resident memory (VmHWM), which costs nothing while the round runs and misses no peak,
+    however short. It is not exact: the kernel counts resident pages in per-thread or per-CPU
+    batches and folds them in now and then, so the mark is accurate to about 0.1-0.3 MiB.
+    Where the reset is not allowed, a background thread samples RSS with psutil every few
+    milliseconds instead (a shorter peak can be missed).
     """
 
     def __init__(self, sample_interval: float = 0.005) -> None:

@@ -4,6 +4,7 @@ process starts: a missing requirement, a device or scenario the framework cannot
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import reprlib
@@ -55,6 +56,7 @@ def plan(
     warmup_rounds: int | None = None,
     timeout_s: float | None = None,
     round_cap_s: float | None = None,
+    retry_disturbed: int = 0,
     seed: int = 0,
     datasets: dict[str, DatasetResolution] | None = None,
     overrides: Sequence[dict] = ({},),
@@ -90,6 +92,7 @@ def plan(
                     timeout_s=budget.timeout_s if timeout_s is None else timeout_s,
                     seed=seed,
                     round_cap_s=budget.round_cap_s if round_cap_s is None else round_cap_s,
+                    retry_disturbed=retry_disturbed,
                     dataset=datasets.get(scenario.name),
                     deviations=plugin.deviations_for(scenario),
                     overrides=dict(sizes),
@@ -97,7 +100,18 @@ def plan(
                     reason=reason,
                 )
             )
+    if retry_disturbed and timeout_s is None:
+        cases = [_with_time_for_retries(c) for c in cases]
     return cases
+
+
+def _with_time_for_retries(case: Case) -> Case:
+    """The case with its profile's time limit grown by the share of the re-runs it may do
+    (`--retry-disturbed`), so that it is not killed for them. A `--timeout` is kept as given."""
+    planned = case.rounds + case.warmup_rounds
+    return dataclasses.replace(
+        case, timeout_s=case.timeout_s * (1 + case.retry_disturbed / max(1, planned))
+    )
 
 
 def _cannot_run(plugin: Plugin, scenario: Scenario, device: str) -> tuple[str | None, str | None]:

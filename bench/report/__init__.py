@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.files import atomic_write_text
+from bench.records import DISTURBED_WAIT_SHARE
 from bench.report import articles, figures, overview, sections
 from bench.report.format import fmt_pct, fmt_seconds, fmt_time
 from bench.report.load import Runs
@@ -38,7 +39,15 @@ from bench.store import RunStore
 REPORTS_ENV = "BENCH_REPORTS_DIR"
 FORMATS = {"html": render_html, "md": render_markdown}  # --format: extension -> renderer
 
-__all__ = ["FORMATS", "build", "render_html", "render_markdown", "reports_root", "write"]
+__all__ = [
+    "FORMATS",
+    "build",
+    "render_html",
+    "render_markdown",
+    "reports_root",
+    "scenario_names",
+    "write",
+]
 
 
 def reports_root(directory: str | os.PathLike | None = None) -> Path:
@@ -69,7 +78,7 @@ def _report_id(stores: Sequence[RunStore]) -> str:
     return "+".join(store.run_id for store in stores)
 
 
-def _scenario_names(runs: Runs) -> list[str]:
+def scenario_names(runs: Runs) -> list[str]:
     """Scenarios the runs selected (also those with no case): the catalogue's first, in its
     order, then any the catalogue no longer has, under their stored names."""
     named = set()
@@ -101,7 +110,7 @@ def build(stores: Sequence[RunStore], *, baseline: RunStore | None = None) -> di
     implementations = list(runs.summary["implementation"]) if len(runs.summary) else []
     colours = figures.colours(implementations)
     scenario_sections = []
-    for name in _scenario_names(runs):
+    for name in scenario_names(runs):
         scenario = runs.scenarios[name]
         section = sections.scenario_section(runs, scenario, colours)
         section["brief"] = [_brief(row, scenario) for row in section["rows"]]
@@ -119,6 +128,7 @@ def build(stores: Sequence[RunStore], *, baseline: RunStore | None = None) -> di
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "statuses": overview.statuses(runs),
         "fallbacks": overview.fallbacks(runs),
+        "noise": overview.noise(runs),
         "broken_plugins": [b for meta in runs.metas for b in meta.broken_plugins],
         "problems": overview.problems(runs),
         "glance": [line for s in scenario_sections for line in s["glance"]],
@@ -128,5 +138,6 @@ def build(stores: Sequence[RunStore], *, baseline: RunStore | None = None) -> di
         "environments": environments,
         "peak_measured": any(meta.machine_peak for meta in runs.metas)
         or any((record.worker or {}).get("peak") for record in runs.records.values()),
+        "disturbed_share": fmt_pct(DISTURBED_WAIT_SHARE, 0),
         "html_report": "",
     }

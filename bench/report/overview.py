@@ -8,14 +8,17 @@ import math
 
 from bench import outcomes
 from bench.analysis import compare
+from bench.analysis.noise import RunNoise, run_noise
 from bench.records import RunMeta
 from bench.report.format import (
     MISSING,
     finite,
     fmt_bytes,
     fmt_change,
+    fmt_cores,
     fmt_num,
     fmt_pct,
+    fmt_seconds,
     fmt_time,
 )
 from bench.report.load import Runs, run_time
@@ -56,6 +59,64 @@ def statuses(runs: Runs) -> dict[str, int]:
         counts["capped"] = int((summary["capped_rounds"].fillna(0) > 0).sum())
         order.insert(order.index(outcomes.OK) + 1, "capped")
     return {status: counts[status] for status in order if counts.get(status)}
+
+
+def noise(runs: Runs) -> list[dict]:
+    """Each run's noise summary (one line) and, when it ran on a busy machine, its banner."""
+    found = []
+    for store in runs.stores:
+        cases = [r for (run_id, _), r in runs.records.items() if run_id == store.run_id]
+        summary = run_noise(cases)
+        found.append(
+            {
+                "run_id": store.run_id,
+                "line": noise_line(summary),
+                "banner": noise_banner(summary) if summary.busy else "",
+            }
+        )
+    return found
+
+
+def noise_line(noise: RunNoise) -> str:
+    """A run's noise in one sentence: how many rounds were disturbed, and what else ran."""
+    if not noise.rounds:
+        return "Noise: no measured round."
+    if not noise.observed:
+        return "Noise: not recorded (the run was stored before bench measured contention)."
+    parts = [
+        f"threads waiting {fmt_pct(noise.wait_share_median)} of the time they wanted a CPU "
+        f"(median), {fmt_pct(noise.wait_share_max)} at worst",
+        f"other processes {fmt_cores(noise.other_cpu_cores_median)} cores (median)",
+        f"load average up to {fmt_num(noise.load_average_max, 2)}",
+    ]
+    if finite(noise.steal_seconds) and noise.steal_seconds > 0:
+        parts.append(f"steal {fmt_seconds(noise.steal_seconds)}")
+    line = (
+        f"Noise: {noise.disturbed} of {noise.rounds} measured rounds disturbed "
+        f"(threshold: waiting {fmt_pct(noise.threshold, 0)} of the time they wanted a CPU); "
+        + "; ".join(parts)
+        + "."
+    )
+    if noise.replaced:
+        line += (
+            f" {noise.replaced} disturbed round(s) were re-run and kept out of the statistics "
+            "(rounds.csv: counted = False)."
+        )
+    return line
+
+
+def noise_banner(noise: RunNoise) -> str:
+    """What a run on a busy machine says first, wherever it is shown."""
+    return (
+        f"Busy machine: {noise.disturbed} of {noise.rounds} measured rounds, in "
+        f"{noise.disturbed_cases} of {noise.cases} cases, were disturbed (their threads waited "
+        f"more than {fmt_pct(noise.threshold, 0)} of the time they wanted a CPU), so their "
+        'times are slower than this machine can do and are flagged "disturbed". Other '
+        "processes used "
+        f"{fmt_cores(noise.other_cpu_cores_median)} cores (median over rounds). Run bench "
+        "doctor to see what was running and what to change, or re-run disturbed rounds with "
+        "bench run --retry-disturbed N."
+    )
 
 
 def fallbacks(runs: Runs) -> list[dict]:

@@ -12,6 +12,7 @@ import pandas as pd
 from bench import outcomes
 from bench.analysis.stats import clear_difference, describe, ratio_of_medians
 from bench.analysis.tables import SWEEP_PREFIX, comparable_times, measured_times
+from bench.records import DISTURBED_WAIT_SHARE
 from bench.report.format import finite, fmt_num, fmt_pct, fmt_size, fmt_speedup, fmt_threads
 from bench.report.load import Runs
 from bench.scenarios import Scenario
@@ -205,6 +206,15 @@ def _flags(values: dict, times: list[float]) -> list[str]:
             f"shared machine: {int(shared)} other case(s) ran on its host at the same time "
             "(--cluster-parallel)"
         )
+    disturbed = values.get("disturbed_rounds")
+    if finite(disturbed) and disturbed > 0:
+        flags.append(
+            f"disturbed: {int(disturbed)} of {len(times)} rounds waited more than "
+            f"{fmt_pct(DISTURBED_WAIT_SHARE, 0)} of the time they wanted a CPU"
+        )
+    replaced = values.get("replaced_rounds")
+    if finite(replaced) and replaced > 0:
+        flags.append(f"re-run: {int(replaced)} disturbed round(s), kept out of the statistics")
     return flags
 
 

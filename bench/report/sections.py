@@ -153,13 +153,9 @@ def summary_table(scenario: Scenario, rows: list[CaseRow], inertia: dict[str, st
             )
             cells.append(Cell(inertia.get(row.case_id, MISSING)))
             cells.append(Cell(fmt_num(row.get("adjusted_rand_index_median"), 4)))
-        cores = row.get("effective_cores_median")
         share = row.get("peak_share_median")
         cells += [
-            Cell(
-                fmt_pct(row.get("utilisation_median"), 0),
-                f"{fmt_cores(cores)} cores" if cores is not None else "",
-            ),
+            Cell(fmt_pct(row.get("utilisation_median"), 0), _cpu_detail(row)),
             Cell(fmt_bytes(row.get("peak_rss_bytes_median")), _gpu_note(row)),
             Cell(fmt_int(row.get("samples_per_second_median"))),
             Cell(
@@ -178,6 +174,16 @@ def _gpu_note(row: CaseRow) -> str:
     parts = [f"GPU {fmt_bytes(memory)}"] if memory is not None else []
     if busy is not None:
         parts.append(f"{busy:.0f}{NBSP}% busy")
+    return " · ".join(parts)
+
+
+def _cpu_detail(row: CaseRow) -> str:
+    """The effective cores, and the case's noise: the median share of the time its threads
+    wanted a CPU that they waited for one."""
+    cores, waited = row.get("effective_cores_median"), row.get("wait_share_median")
+    parts = [f"{fmt_cores(cores)} cores"] if cores is not None else []
+    if waited is not None:
+        parts.append(f"waited {fmt_pct(waited, 0)}")
     return " · ".join(parts)
 
 
@@ -205,7 +211,7 @@ def kmeans_agreement(runs: Runs, scenario: Scenario, rows: list[CaseRow]) -> dic
     same initial centroids in every round of every case); each case shows its worst round.
     Returns the note per case id (`notes`) and what the section says of them all."""
     measured = runs.rounds[
-        (runs.rounds["scenario"] == scenario.name) & ~runs.rounds["warmup"].astype(bool)
+        (runs.rounds["scenario"] == scenario.name) & runs.rounds["counted"].astype(bool)
     ]
     by_case = {
         (row.run_id, row.case_id): measured[
@@ -246,7 +252,7 @@ def kmeans_agreement(runs: Runs, scenario: Scenario, rows: list[CaseRow]) -> dic
 def _curves(runs: Runs, rows: list[CaseRow], colours: dict[str, str]) -> list[figures.Curve]:
     if runs.curves.empty or "test_accuracy" not in runs.curves:
         return []
-    measured = runs.curves[~runs.curves["warmup"].astype(bool)]
+    measured = runs.curves[runs.curves["counted"].astype(bool)]
     curves = []
     for row in rows:
         if not row.measured:

@@ -35,11 +35,10 @@ class ClusteringRound:
         self.gpu = devices.RoundWatch(case.device, devices.nvml(case.device)).start()
 
     def run(self) -> None:
-        start_wall, start_cpu = CLOCK(), CLOCK.cpu()
+        start = CLOCK.start()
         self.result = self.clusterer.fit(self.points, self.init.copy(), self.max_iter, self.tol)
         devices.synchronize(self.context.case.device)  # a GPU's work ends before the clock
-        self.wall = CLOCK() - start_wall
-        self.cpu = CLOCK.cpu() - start_cpu
+        self.wall, self.cpu = CLOCK.since(start)
 
     def finish(self) -> None:
         context, result = self.context, self.result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from bench.api import Implementation
-from bench.execution.measure import round_cost
+from bench.execution import contention
+from bench.execution.measure import CLOCK, round_cost
 from bench.outcomes import PluginExit
 from bench.records import Case, RoundRecord
 from bench.scenarios import Budget, Scenario
@@ -34,6 +36,12 @@ class CaseContext:
     data: Data
     on_round: Callable[[RoundRecord], None]  # called with each finished round's record
     records: list[RoundRecord] = field(default_factory=list)
+    # The contention counters at the edges of the current round (end of setup, start of
+    # teardown), and the index of the disturbed round it re-runs, if it is a retry.
+    round_start: contention.Snapshot | None = None
+    round_stop: contention.Snapshot | None = None
+    replacing: int | None = None
+    replaced: set[int] = field(default_factory=set)  # disturbed rounds re-run so far
 
     @property
     def budget(self) -> Budget:
@@ -58,10 +66,19 @@ class CaseContext:
                 wall=wall, cpu=cpu, threads=self.case.threads, samples=samples, peak_rss=peak_rss
             ),
             flops=float(flops),
+            **self._contention(wall, cpu),
+            replaces=self.replacing,
             **metrics,
         )
         self.records.append(record)
         self.on_round(record)
+
+    def _contention(self, wall: float, cpu: float) -> dict:
+        """The round's contention fields, when its edges were read (`run_rounds` reads them;
+        a round driven on its own records none)."""
+        if self.round_start is None or self.round_stop is None:
+            return {}
+        return contention.measured(self.round_start, self.round_stop, wall, cpu)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """One test per case, named by the case id, so that pytest-benchmark's JSON and its
@@ -77,18 +94,56 @@ class CaseContext:
 def run_rounds(benchmark, context: CaseContext, round_class: type) -> None:
     """Time `round_class(context, index).run` with pytest-benchmark: warm-up rounds first
     (recorded by us as cold start, excluded from pytest-benchmark's statistics), then the
-    measured ones."""
+    measured ones, then re-runs of disturbed rounds (`--retry-disturbed`)."""
     case = context.case
-    indices = iter(range(case.warmup_rounds + case.rounds))
+    indices = itertools.count()
+
+    def setup() -> tuple[tuple, dict]:
+        one_round = round_class(context, next(indices))
+        context.round_start = CLOCK.snapshot()  # after the untimed setup, not in the round
+        return (one_round,), {}
+
+    def teardown(one_round) -> None:
+        context.round_stop = CLOCK.snapshot()  # before the untimed teardown
+        one_round.finish()
+
+    setup, teardown = _exits_as_failures(setup), _exits_as_failures(teardown)
     benchmark.group = case.scenario
     benchmark.pedantic(
         _exits_as_failures(round_class.run),
-        setup=_exits_as_failures(lambda: ((round_class(context, next(indices)),), {})),
-        teardown=_exits_as_failures(round_class.finish),
+        setup=setup,
+        teardown=teardown,
         rounds=case.rounds,
         warmup_rounds=case.warmup_rounds,
     )
+    _retry_disturbed(context, setup, _exits_as_failures(round_class.run), teardown)
+    # pytest-benchmark's statistics are of the rounds in ours, with the times they measured
+    # themselves (its own reads of the same clock around each round differ by the call, or
+    # by a preemption on a busy machine): its JSON and summary.csv then agree, IQR included.
+    counted = [r for r in context.records if not r.warmup and r.round not in context.replaced]
+    benchmark.stats.stats.data[:] = [r.wall_seconds for r in counted]
+    benchmark.extra_info["replaced_rounds"] = sorted(context.replaced)
     benchmark.extra_info["rounds"] = [r.to_json() for r in context.records]
+
+
+def _retry_disturbed(context: CaseContext, setup, run, teardown) -> None:
+    """Re-run disturbed measured rounds, at most `case.retry_disturbed` re-runs for the case,
+    each a fresh round with the next index (and so the next seed); a re-run that is disturbed
+    again may be re-run in turn. The disturbed round stays recorded, out of the statistics."""
+    for _ in range(context.case.retry_disturbed):
+        disturbed = [
+            r.round
+            for r in context.records
+            if not r.warmup and r.disturbed and r.round not in context.replaced
+        ]
+        if not disturbed:
+            return
+        context.replacing = disturbed[0]
+        (one_round,), _ = setup()
+        run(one_round)
+        teardown(one_round)
+        context.replacing = None
+        context.replaced.add(disturbed[0])
 
 
 def _exits_as_failures(call: Callable) -> Callable:
