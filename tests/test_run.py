@@ -328,3 +328,53 @@ def test_a_device_with_an_index_is_a_device_of_its_kind():
     assert by_name["torch"].status in (None, "skipped")  # runs, unless torch is missing
     assert by_name["numpy-vectorized"].status == "unsupported"
     assert by_name["numpy-vectorized"].reason == "runs on cpu, not cuda:1"
+
+
+def test_a_case_runs_its_rounds_in_several_processes_until_its_interval_is_narrow(tmp_path):
+    """Two processes share the minimum; more follow while the median's interval is wider than
+    the target (1 % here, out of reach for so short rounds) and the rounds allow."""
+    results = tmp_path / "results"
+    args = smoke_args(
+        "--plugins", str(PLUGINS / "noop"), "--impl", "noop", "--scenario", "dlfs-mlp"
+    )
+    done = bench_command(
+        *args, "--processes", "2", "--rounds", "4-7", "--target", "1%", results=results
+    )
+    assert done.returncode == 0, done.stderr
+    record = stored_cases(results)["noop"]
+    measured = [r for r in record["rounds"] if not r["warmup"]]
+    warmups = [r for r in record["rounds"] if r["warmup"]]
+    processes = sorted({r["process"] for r in record["rounds"]})
+    assert 4 <= len(measured) <= 7 and processes[:2] == [0, 1]
+    assert [r["round"] for r in record["rounds"]] == list(range(len(record["rounds"])))
+    # each process warms up first; only the first process's warm-up is a whole round
+    assert [r["process"] for r in warmups] == processes
+    planned = warmups[0]["steps"]
+    assert all(r["steps"] < planned for r in warmups[1:])
+    assert all(r["steps"] == planned for r in measured)
+    assert record["stopped"] in ("target", "max-rounds", "budget")
+    if record["stopped"] != "target":
+        assert record["stopped_half_width"] > 0.01
+    # pytest-benchmark's JSON holds every process's measured rounds, in its own statistics
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    benchmark = json.loads((run / record["benchmark_file"]).read_text())["benchmarks"][0]
+    assert benchmark["stats"]["rounds"] == len(measured)
+    assert benchmark["extra_info"]["processes"] == len(processes)
+    summary = pd.read_csv(run / "summary.csv").iloc[0]
+    assert summary["processes"] == len(processes) and summary["interval_target"] == 0.01
+    assert summary["stopped"] == record["stopped"]
+    assert summary["interval_half_width"] > 0
+    met = "1 of 1 cases" if summary["target_met"] else "0 of 1 cases; 1 wider"
+    assert f"within the profile's target: {met}" in done.stdout
+
+
+def test_rounds_fixed_on_the_command_line_are_what_every_case_runs(tmp_path):
+    results = tmp_path / "results"
+    args = smoke_args(
+        "--plugins", str(PLUGINS / "noop"), "--impl", "noop", "--scenario", "dlfs-mlp"
+    )
+    done = bench_command(*args, "--processes", "3", "--rounds", "5", results=results)
+    assert done.returncode == 0, done.stderr
+    record = stored_cases(results)["noop"]
+    measured = [r["process"] for r in record["rounds"] if not r["warmup"]]
+    assert measured == [0, 0, 1, 1, 2] and record["stopped"] == "fixed"

@@ -25,7 +25,16 @@ from rich.progress import (
 
 from bench import datasets, outcomes, plugins
 from bench.cli.listing import print_broken
-from bench.cli.options import COUNT, POSITIVE_INT, SECONDS, Groups, UsageError, split
+from bench.cli.options import (
+    COUNT,
+    POSITIVE_INT,
+    SECONDS,
+    Groups,
+    UsageError,
+    percentage,
+    rounds_range,
+    split,
+)
 from bench.cli.options import thread_counts as parse_thread_counts
 from bench.cli.terminal import console, errors, print_run
 from bench.execution import cluster, doctor, plan, runner, threads
@@ -47,6 +56,8 @@ PLAN_OPTIONS = {
     "profile": "--profile",
     "dataset": "--dataset",
     "rounds": "--rounds",
+    "processes": "--processes",
+    "target": "--target",
     "warmup": "--warmup",
     "threads": "--threads",
     "device": "--device",
@@ -78,9 +89,28 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         + ", ".join(n for n in datasets.NAMES if n != "blobs"),
     )
     parser.add_argument(
-        "--rounds", type=POSITIVE_INT, help="measured rounds per case (default: profile)"
+        "--rounds",
+        type=rounds_range,
+        metavar="N|MIN-MAX",
+        help="measured rounds per case, in all its processes: exactly N, or from MIN to MAX "
+        "until the median's interval reaches the target (default: the profile's)",
     )
-    parser.add_argument("--warmup", type=COUNT, help="warm-up rounds, reported as cold start")
+    parser.add_argument(
+        "--processes",
+        type=POSITIVE_INT,
+        metavar="N",
+        help="worker processes per case, at least (default: the profile's; quick 2)",
+    )
+    parser.add_argument(
+        "--target",
+        type=percentage,
+        metavar="PCT",
+        help="relative half-width of the median's interval a case measures until, e.g. 5%% "
+        "(default: the profile's)",
+    )
+    parser.add_argument(
+        "--warmup", type=COUNT, help="warm-up rounds per process; the first's is the cold start"
+    )
     parser.add_argument(
         "--threads",
         "-t",
@@ -248,7 +278,10 @@ def new_run(
         profile=profile,
         thread_counts=thread_counts,
         devices=devices,
-        rounds=args.rounds,
+        rounds=args.rounds[0] if args.rounds else None,
+        max_rounds=args.rounds[1] if args.rounds else None,
+        processes=args.processes,
+        interval_target=args.target,
         warmup_rounds=args.warmup,
         timeout_s=args.timeout,
         round_cap_s=args.round_cap,

@@ -2,7 +2,8 @@
 
 One round: fresh trainer from the round's initial parameters, `load` (untimed), then the
 budget's steps in chunks; after each chunk the clock pauses while test accuracy is measured,
-which gives the accuracy-vs-time curve without charging evaluation to training.
+which gives the accuracy-vs-time curve without charging evaluation to training. A short
+warm-up (of a case's later processes) trains the first chunk only.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ class TrainingRound:
         self.context, self.index = context, index
         case, scenario, data = context.case, context.scenario, context.data
         self.steps = scenario.steps_for(case.profile, len(data.x_train))
-        edges = np.linspace(0, self.steps, max(1, context.budget.eval_points) + 1).round()
+        chunks = max(1, context.budget.eval_points)
+        if context.short_round(index):
+            self.steps, chunks = max(1, math.ceil(self.steps / chunks)), 1
+        edges = np.linspace(0, self.steps, chunks + 1).round()
         self.chunks = [int(n) for n in np.diff(edges) if n > 0]
         seed = case.seed + index
         self.trainer = context.implementation(
