@@ -126,3 +126,20 @@ def test_the_simulation_catches_an_interval_that_leaves_the_processes_out():
     result = coverage.coverage(one_process, model, runs=20, cases=CASES, seed=1)
     assert result.median_coverage < 0.85
 
+
+def test_a_speed_up_inside_the_noise_keeps_its_estimate_and_says_not_significant():
+    from bench.report.format import fmt_speedup, speedup_parts
+
+    # 2.44x slower at the median, but the interval allows 3x slower to 2.4x faster
+    wide = intervals.Interval(1 / 2.44, 0.32, 2.38, between_included=True)
+    words, interval = speedup_parts(wide)
+    assert words == "0.41×, not significant"
+    assert interval == "0.32–2.38, 95 % CI"  # speed-ups, as the column's header
+    assert fmt_speedup(wide, "torch") == "0.41× vs torch, not significant (0.32–2.38, 95 % CI)"
+    slower = intervals.Interval(1 / 2.44, 1 / 2.8, 1 / 2.1)
+    assert speedup_parts(slower) == ("2.44×\xa0slower", "2.10–2.80, 95 % CI")
+    faster = intervals.Interval(2.31, 2.1, 2.52)
+    assert fmt_speedup(faster, "torch") == "2.31×\xa0faster than torch (2.10–2.52, 95 % CI)"
+    one_process = intervals.Interval(2.31, 2.1, 2.52, between_included=False)
+    assert speedup_parts(one_process)[1] == "2.10–2.52, 95 % CI of one process's rounds"
+    assert speedup_parts(intervals.Interval(2.0))[1] == "too few rounds for a CI"
