@@ -3,6 +3,7 @@ way a case can, on the smoke profile."""
 
 import errno
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -232,43 +233,64 @@ def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(
     assert json.loads(kept.read_text())["status"] == "ok"
 
 
-def test_a_round_cap_stops_rounds_early_and_marks_them_capped(tmp_path):
+def _capped_run(tmp_path, implementation: str, cap: str) -> tuple:
+    """dlfs-mlp quick (hundreds of steps, 10 ms each) in two processes, one round each."""
     results = tmp_path / "results"
-    # dlfs-mlp quick is 1 000 steps: 10 s at 10 ms a step, capped at 0.3 s
     done = bench_command(
-        "run",
-        "--profile",
-        "quick",
-        "--dataset",
-        "mnist-5k",
-        "--offline",
-        "--no-peak",
-        "--plugins",
-        str(PLUGINS / "faulty"),
-        "--impl",
-        "slow-steps",
-        "--scenario",
-        "dlfs-mlp",
-        "--rounds",
-        "2",
-        "--warmup",
-        "0",
-        "--round-cap",
-        "0.3",
-        results=results,
-    )
+        "run", "--profile", "quick", "--dataset", "mnist-5k", "--offline", "--no-peak",
+        "--plugins", str(PLUGINS / "faulty"), "--impl", implementation, "--scenario", "dlfs-mlp",
+        "--rounds", "2", "--warmup", "0", "--round-cap", cap, results=results,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    record = stored_cases(results)["slow-steps"]
-    assert record["status"] == "ok"
+    record = stored_cases(results)[implementation]
+    assert record["status"] == "ok", (record["reason"], record.get("log_tail"))
+    return done, record
+
+
+def test_a_round_cap_stops_rounds_too_slow_for_it_and_marks_them_capped(tmp_path):
+    from bench.execution.suites.bench_training import CAPPED_EVALUATION_EXAMPLES
+    from bench.scenarios import SCENARIOS
+
+    planned = SCENARIOS["dlfs-mlp"].budget("quick").steps
+    # 10 ms of CPU a step: even with both threads busy, a round would take far longer than
+    # 0.3 s, so it is capped at the first `train` call after 0.3 s
+    done, record = _capped_run(tmp_path, "slow-steps", "0.3")
     for round_ in record["rounds"]:
-        assert round_["capped"] and round_["planned_steps"] == 1000
-        assert 30 <= round_["steps"] < 100  # stopped within a hundredth of the round
+        assert round_["capped"] and round_["planned_steps"] == planned
+        # stopped at the first `train` call (a hundredth of the round) after 0.3 s: no more
+        # steps than 0.3 s of CPU allows, and one call more
+        call = math.ceil(planned / 100)
+        assert round_["wall_seconds"] >= 0.3 and round_["steps"] % call == 0
+        assert round_["steps"] <= 30 + call
         assert round_["curve"][-1]["steps"] == round_["steps"]
         assert round_["samples"] == round_["steps"] * 100
-        # a capped round's accuracy is taken on the first 500 of mnist-5k's 1 000 test images
-        assert round_["test_examples"] == 500
+        # a capped round's accuracy is taken on the first few of mnist-5k's test images
+        assert round_["test_examples"] == CAPPED_EVALUATION_EXAMPLES
+    assert {r["process"] for r in record["rounds"]} == {0, 1}
     assert "capped 2/2" in done.stdout
-    assert "acc. on 500 test images" in " ".join(done.stdout.split())
+    assert f"acc. on {CAPPED_EVALUATION_EXAMPLES}" in done.stdout
+
+
+def test_a_round_cap_spares_a_fast_implementation_slowed_down_by_waiting(tmp_path):
+    """Its wall time passes the cap, but it used next to no CPU: what made it slow was not
+    its own work (a busy machine), so it runs its whole round."""
+    from bench.scenarios import SCENARIOS
+
+    planned = SCENARIOS["dlfs-mlp"].budget("quick").steps
+    done, record = _capped_run(tmp_path, "waiting-steps", "0.3")
+    for round_ in record["rounds"]:
+        assert not round_["capped"] and round_["steps"] == planned
+        assert round_["wall_seconds"] > 0.3
+    assert "capped" not in done.stdout
+
+
+def test_the_cap_is_decided_from_cpu_time_with_every_thread_busy():
+    from bench.execution.suites.bench_training import too_slow_for_cap
+
+    # 1 s of CPU for 10 of 100 steps: 10 s on one thread, 5 s on two
+    assert too_slow_for_cap(4.0, cpu_seconds=1.0, threads=2, done=10, steps=100)
+    assert not too_slow_for_cap(6.0, cpu_seconds=1.0, threads=2, done=10, steps=100)
+    assert not too_slow_for_cap(4.0, cpu_seconds=0.0, threads=2, done=10, steps=100)
 
 
 def test_a_device_this_machine_lacks_makes_the_case_skipped_with_the_reason(tmp_path):
