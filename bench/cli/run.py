@@ -158,6 +158,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="times a case whose worker was lost is retried on another worker (default 1)",
     )
     parser.add_argument(
+        "--remeasure-peak",
+        action="store_true",
+        help="measure the machine's peak now, even if it was measured here in the last "
+        "30 days (it is cached per machine)",
+    )
+    parser.add_argument(
         "--resume",
         metavar="RUN",
         help="finish the unfinished cases of RUN, as it was planned (takes no option that "
@@ -317,12 +323,13 @@ def new_run(
             f"results in {escape(str(store.directory))}"
         )
         if not args.no_peak and cluster is None:
-            with console.status("Measuring the machine's peak GEMM rate and memory bandwidth"):
-                store.update_meta(
-                    machine_peak={
-                        str(n): peak.measure_in_subprocess(n) for n in sorted(set(thread_counts))
-                    }
-                )
+            with console.status("The machine's peak GEMM rate and memory bandwidth"):
+                peaks = {
+                    str(n): peak.machine_peak(n, meta.environment, remeasure=args.remeasure_peak)
+                    for n in sorted(set(thread_counts))
+                }
+            store.update_meta(machine_peak=peaks)
+            console.print(_peak_line(peaks))
         yield store, cases
 
 
@@ -337,6 +344,21 @@ def check_machine(thread_counts: Sequence[int]) -> list[doctor.Finding]:
             "processes and says what to do."
         )
     return findings
+
+
+def _peak_line(peaks: Mapping[str, dict]) -> str:
+    """Where the run's peak figures come from: measured now, or the cache (with their date)."""
+    from bench.execution.peak import CACHED, MAX_AGE_DAYS
+
+    dates = {p.get("measured_at", "?") for p in peaks.values() if p.get("source") == CACHED}
+    if dates:
+        return (
+            f"Machine peak: from the cache, measured {', '.join(sorted(dates))} (kept "
+            f"{MAX_AGE_DAYS} days; --remeasure-peak measures it now)"
+        )
+    if any("error" in p for p in peaks.values()):
+        return "Machine peak: could not be measured (run.json says why)"
+    return "Machine peak: measured now, and cached for the next runs on this machine"
 
 
 def _resolve_datasets(
