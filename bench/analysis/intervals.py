@@ -109,7 +109,10 @@ def spread(groups: Sequence[Sequence[float]]) -> Spread:
     return Spread(
         n=n,
         processes=processes,
-        log_median=float(np.median(every)) if n else math.nan,
+        # The log of the median of the times (for an even count, of the mean of the two
+        # middle ones, as every view's median), so that a ratio's estimate is the ratio of
+        # the medians shown.
+        log_median=math.log(float(np.median(np.exp(every)))) if n else math.nan,
         within=within,
         within_df=max(within_df, 0),
         means=float(means.var(ddof=1)) if processes > 1 else math.nan,
