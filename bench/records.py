@@ -22,7 +22,9 @@ from typing import Any
 from bench import outcomes
 
 # 2: rounds carry their analytic FLOPs, the run stores its scenarios' definitions.
-RUN_FORMAT = 2
+# 3: a case's rounds come from one worker process or more (`RoundRecord.process`), and its
+#    record says why it stopped measuring.
+RUN_FORMAT = 3
 # A round is *disturbed* when its threads spent more than this share of the time they wanted
 # a CPU waiting for one on a run queue (`RoundRecord.wait_share`): for one busy thread, a
 # tenth of the round's wall time; about a round slowed by a tenth. `RoundRecord.disturbed`;
@@ -43,6 +45,7 @@ ROUNDS_FILE = "rounds.jsonl"  # one RoundRecord per line, appended as each round
 BENCHMARK_FILE = "benchmark.json"  # pytest-benchmark's own JSON
 OUTCOME_FILE = "outcome.json"  # the worker's last act
 LOG_FILE = "worker.log"
+PROCESS_FILE = "process.json"  # which of the case's processes the worker is (ProcessPlan)
 
 
 # A case id names files and a folder (cases/<id>.json, benchmarks/<id>.json, work/<id>/), so
@@ -110,13 +113,17 @@ class Case:
     threads: int
     device: str
     profile: str
-    rounds: int
-    warmup_rounds: int
+    rounds: int  # measured rounds in all the case's processes, at least
+    warmup_rounds: int  # in each process
     timeout_s: float
     seed: int
     round_cap_s: float | None = None
     # How many disturbed rounds may be re-run (`--retry-disturbed`), in all, for this case.
     retry_disturbed: int = 0
+    processes: int = 1  # worker processes, at least
+    max_rounds: int | None = None  # None: exactly `rounds`
+    interval_target: float | None = None  # relative half-width of the median's interval
+    budget_s: float | None = None  # no further process starts that would end after this
     dataset: DatasetResolution | None = None
     deviations: tuple[str, ...] = ()
     overrides: dict = field(default_factory=dict)  # sweep sizes, e.g. {"n_samples": 10_000}
@@ -168,6 +175,20 @@ class CurvePoint(_Flat):
     steps: int
     loss: float
     test_accuracy: float
+
+
+@dataclass(frozen=True)
+class ProcessPlan(_Flat):
+    """What one of a case's worker processes runs: its rounds get the indices from
+    `first_round` on, warm-ups first. A short warm-up trains one evaluation chunk: enough to
+    warm the code paths, and only the first process's warm-up is reported as cold start."""
+
+    process: int = 0
+    first_round: int = 0
+    rounds: int = 1
+    warmup_rounds: int = 0
+    short_warmup: bool = False
+    retry_disturbed: int = 0  # what is left of the case's re-runs of disturbed rounds
 
 
 @dataclass(frozen=True)
@@ -223,6 +244,7 @@ class RoundRecord:
     # A re-run (--retry-disturbed) of the disturbed round with this index, which stays
     # recorded but leaves the statistics.
     replaces: int | None = None
+    process: int | None = None  # which of the case's worker processes ran it (None: format 2)
     extra: dict = field(default_factory=dict)  # stored fields this version does not know
 
     @property
@@ -306,6 +328,10 @@ class CaseRecord:
     # Attempts that ended without a record of their own (their worker was lost) before the
     # one this record holds, each {"worker", "host", "started_at", "ended_at", "reason"}.
     attempts: tuple[dict, ...] = ()
+    # Why the case measured no more rounds (bench.analysis.stopping: target, max-rounds,
+    # budget, fixed), and the relative half-width of its median's interval then.
+    stopped: str | None = None
+    stopped_half_width: float | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -353,6 +379,14 @@ class CaseRecord:
     def capped_rounds(self) -> int:
         return sum(bool(r.capped) for r in self.measured_rounds)
 
+    def by_process(self, rounds: list[RoundRecord] | None = None) -> list[list[RoundRecord]]:
+        """The measured rounds (or `rounds`) grouped by the process that ran them, in order;
+        rounds of a run stored before processes were recorded form one group."""
+        groups: dict[int | None, list[RoundRecord]] = {}
+        for record in self.measured_rounds if rounds is None else rounds:
+            groups.setdefault(record.process, []).append(record)
+        return list(groups.values())
+
     def to_json(self) -> dict:
         data = {
             "case": self.case.to_json(),
@@ -370,6 +404,8 @@ class CaseRecord:
             "started_at",
             "ended_at",
             "worker",
+            "stopped",
+            "stopped_half_width",
         ):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)

@@ -39,7 +39,10 @@ def test_unknown_names_get_the_valid_names_and_the_closest_match(args, expected,
 @pytest.mark.parametrize(
     ("option", "value", "expected"),
     [
-        ("--rounds", "0", "--rounds: takes a whole number of 1 or more, got '0'"),
+        ("--rounds", "0", "--rounds: takes N or MIN-MAX with 1 <= MIN <= MAX"),
+        ("--rounds", "9-3", "--rounds: takes N or MIN-MAX with 1 <= MIN <= MAX"),
+        ("--processes", "0", "--processes: takes a whole number of 1 or more"),
+        ("--target", "0", "--target: takes a percentage above 0"),
         ("--warmup", "-1", "--warmup: takes a whole number of 0 or more"),
         ("--timeout", "0", "--timeout: takes a number of seconds above 0"),
         ("--round-cap", "-5", "--round-cap: takes a number of seconds above 0"),

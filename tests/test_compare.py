@@ -10,7 +10,9 @@ from conftest import bench_command, smoke_args
 
 from bench import cli
 from bench.analysis import compare
-from bench.analysis.stats import loglog_fit, mann_whitney_p, pareto_front, ratio_of_medians
+from bench.analysis.intervals import ratio_interval
+from bench.analysis.stats import loglog_fit, mann_whitney_p, pareto_front
+from bench.store import RunStore
 
 TIMED_PLUGINS = '''
 import os
@@ -53,15 +55,38 @@ class Steady(Slowed):
 '''
 
 
-def test_ratio_of_medians_has_a_confidence_interval():
+def _two_runs(root, sleeps: tuple[str, str], *extra: str) -> list:
+    """`slowed` and `steady` measured twice, `slowed` sleeping sleeps[i] in run i; each case
+    in several worker processes."""
+    plugins = root / "plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "timed.py").write_text(TIMED_PLUGINS)
+    runs = []
+    for name, sleep in zip(("before", "after"), sleeps, strict=True):
+        results = root / name
+        done = bench_command(
+            *smoke_args("--plugins", str(plugins), "--impl", "slowed,steady"),
+            "--scenario",
+            "dlfs-mlp",
+            *extra,
+            results=results,
+            env={**os.environ, "SLEEP": sleep},
+        )
+        assert done.returncode == 0, done.stderr
+        (run,) = [p for p in results.iterdir() if (p / "run.json").is_file()]
+        runs.append(run)
+    return runs
+
+
+def test_a_ratio_of_medians_has_a_confidence_interval():
     slow, fast = [1.0, 1.1, 0.9, 1.0, 1.05], [0.2, 0.21, 0.19, 0.2, 0.2]
-    ratio = ratio_of_medians(slow, fast)
-    assert ratio["ratio"] == pytest.approx(5.0)
-    assert 1 < ratio["low"] <= 5.0 <= ratio["high"]
-    same = ratio_of_medians([1.0, 1.2, 0.9, 1.1], [1.1, 0.95, 1.0, 1.15])
-    assert same["low"] < 1 < same["high"]
-    single = ratio_of_medians([2.0], [1.0])
-    assert single["ratio"] == 2.0 and math.isnan(single["low"])  # one round: no interval
+    ratio = ratio_interval([slow], [fast])
+    assert ratio.estimate == pytest.approx(5.0)
+    assert 1 < ratio.low <= 5.0 <= ratio.high
+    same = ratio_interval([[1.0, 1.2, 0.9, 1.1]], [[1.1, 0.95, 1.0, 1.15]])
+    assert same.low < 1 < same.high
+    single = ratio_interval([[2.0]], [[1.0]])
+    assert single.estimate == 2.0 and math.isnan(single.low)  # one round: no interval
 
 
 def test_mann_whitney_loglog_fit_and_pareto_front():
@@ -86,27 +111,10 @@ def test_bad_thresholds_are_refused(text):
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    """The same two plugins measured twice; `slowed` sleeps 5x longer the second time."""
+    """The same two plugins measured twice, each case in two processes; `slowed` sleeps 5x
+    longer the second time."""
     root = tmp_path_factory.mktemp("compare")
-    plugins = root / "plugins"
-    plugins.mkdir()
-    (plugins / "timed.py").write_text(TIMED_PLUGINS)
-    runs = []
-    for name, sleep in (("before", "0.01"), ("after", "0.05")):
-        results = root / name
-        done = bench_command(
-            *smoke_args("--plugins", str(plugins), "--impl", "slowed,steady"),
-            "--scenario",
-            "dlfs-mlp",
-            "--rounds",
-            "5",
-            results=results,
-            env={**os.environ, "SLEEP": sleep},
-        )
-        assert done.returncode == 0, done.stderr
-        (run,) = [p for p in results.iterdir() if (p / "run.json").is_file()]
-        runs.append(run)
-    return runs
+    return _two_runs(root, ("0.01", "0.05"), "--rounds", "6", "--processes", "2")
 
 
 def test_compare_fails_on_the_slowed_case_only(two_runs, tmp_path, capsys):
@@ -126,6 +134,23 @@ def test_compare_fails_on_the_slowed_case_only(two_runs, tmp_path, capsys):
     assert "regressed" in capsys.readouterr().out
     assert cli.main(["compare", after, before, "--fail-above", "5%"]) == 0
     assert "improved" in capsys.readouterr().out
+
+
+def test_two_runs_of_the_same_code_in_several_processes_flag_no_regression(tmp_path):
+    """Nothing changed between the runs: whatever differs is noise between processes, and
+    the gate must stay green."""
+    before, after = map(
+        str, _two_runs(tmp_path, ("0.03", "0.03"), "--rounds", "6", "--processes", "3")
+    )
+    done = bench_command("compare", before, after, "--fail-above", "5%", results=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "regressed" not in done.stdout and "improved" not in done.stdout
+    assert "0 case(s) slower" in done.stdout
+    for case in compare.compare_runs(
+        RunStore.open(tmp_path, before), RunStore.open(tmp_path, after)
+    ).cases:
+        assert case.processes == (3, 3)
+        assert case.interval_label == "95 % CI"  # the processes' noise is in the interval
 
 
 def test_report_with_a_baseline_highlights_the_regression(two_runs, tmp_path, capsys):

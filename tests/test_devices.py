@@ -201,7 +201,7 @@ def test_gpu_and_cpu_cases_are_ranked_apart_in_the_report(tmp_path):
         assert row.group[2] == row.values["device"]
     store_cuda = next(r for r in section["rows"] if r.label.startswith("torch-store · cuda"))
     # against torch on cuda (median 0.21 s), not on the CPU (1.01 s)
-    assert store_cuda.speedup["ratio"] == pytest.approx(0.21 / 0.11)
+    assert store_cuda.speedup.estimate == pytest.approx(0.21 / 0.11)
     assert store_cuda.get("gpu_memory_peak_bytes_median") == 300 * 2**20
     # GFLOP/s as a share of the peak of the device the case ran on
     for row in section["rows"]:

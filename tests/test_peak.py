@@ -1,3 +1,4 @@
+import json
 import sys
 
 import pytest
@@ -72,3 +73,84 @@ def test_refuses_to_measure_after_numpy_was_imported():
 def test_rejects_a_thread_count_below_one():
     with pytest.raises(SystemExit):
         peak.main(["--threads", "0"])
+
+
+MACHINE = {
+    "cpu_model": "Test CPU",
+    "cores_logical": 2,
+    "cores_allowed": 2,
+    "machine": "x86_64",
+    "blas": [{"internal_api": "openblas", "version": "0.3", "architecture": "Haswell"}],
+}
+
+
+@pytest.fixture
+def measured(tmp_path, monkeypatch):
+    """Peak measurements counted, not run; the cache in a folder of the test's own."""
+    monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path / "peak.json"))
+    calls = []
+
+    def fake(threads, seconds=1.0, timeout=120):
+        calls.append(threads)
+        return {"threads": threads, "gemm_gflops": 100.0 + len(calls)}
+
+    monkeypatch.setattr(peak, "measure_in_subprocess", fake)
+    return calls
+
+
+def test_the_peak_is_measured_once_per_machine_and_thread_count(measured):
+    import datetime as dt
+
+    now = dt.datetime(2026, 1, 1, 12)
+    first = peak.machine_peak(2, MACHINE, now=now)
+    assert first["source"] == peak.MEASURED and first["measured_at"] == "2026-01-01T12:00:00"
+    later = peak.machine_peak(2, MACHINE, now=now + dt.timedelta(days=29))
+    assert later["source"] == peak.CACHED and later["gemm_gflops"] == first["gemm_gflops"]
+    assert later["measured_at"] == first["measured_at"]
+    assert measured == [2]
+    # another thread count, another BLAS, or another CPU is another machine
+    peak.machine_peak(1, MACHINE, now=now)
+    other_blas = {**MACHINE, "blas": [{**MACHINE["blas"][0], "version": "0.4"}]}
+    peak.machine_peak(2, other_blas, now=now)
+    peak.machine_peak(2, {**MACHINE, "cpu_model": "Other CPU"}, now=now)
+    assert measured == [2, 1, 2, 2]
+    # the number of threads a BLAS library happens to start with is not the machine
+    same = {**MACHINE, "blas": [{**MACHINE["blas"][0], "num_threads": 64}]}
+    assert peak.machine_peak(2, same, now=now)["source"] == peak.CACHED
+
+
+def test_the_peak_is_measured_again_when_old_or_asked(measured):
+    import datetime as dt
+
+    now = dt.datetime(2026, 1, 1, 12)
+    peak.machine_peak(2, MACHINE, now=now)
+    old = now + dt.timedelta(days=peak.MAX_AGE_DAYS + 1)
+    assert peak.machine_peak(2, MACHINE, now=old)["source"] == peak.MEASURED
+    assert peak.machine_peak(2, MACHINE, now=old, remeasure=True)["source"] == peak.MEASURED
+    assert len(measured) == 3
+
+
+def test_a_failed_peak_measurement_is_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path / "peak.json"))
+    monkeypatch.setattr(peak, "measure_in_subprocess", lambda threads: {"error": "no BLAS"})
+    assert peak.machine_peak(1, MACHINE)["error"] == "no BLAS"
+    assert not (tmp_path / "peak.json").exists()
+
+
+def test_a_run_records_whether_its_peak_was_measured_or_cached(tmp_path, monkeypatch):
+    from conftest import PLUGINS, bench_command
+
+    monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path / "peak.json"))
+    args = ["run", "--profile", "smoke", "--dataset", "mnist-5k", "--offline", "--threads", "1"]
+    args += ["--plugins", str(PLUGINS / "noop"), "--impl", "noop", "--scenario", "dlfs-mlp"]
+    sources = []
+    for name, extra in (("first", []), ("second", []), ("third", ["--remeasure-peak"])):
+        done = bench_command(*args, *extra, results=tmp_path / name)
+        assert done.returncode == 0, done.stderr
+        (run,) = (tmp_path / name).iterdir()
+        recorded = json.loads((run / "run.json").read_text())["machine_peak"]["1"]
+        assert recorded["gemm_gflops"] > 0 and recorded["measured_at"]
+        sources.append(recorded["source"])
+        if recorded["source"] == peak.CACHED:
+            assert "from the cache, measured" in done.stdout
+    assert sources == [peak.MEASURED, peak.CACHED, peak.MEASURED]

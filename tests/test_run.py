@@ -3,6 +3,7 @@ way a case can, on the smoke profile."""
 
 import errno
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -232,43 +233,64 @@ def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(
     assert json.loads(kept.read_text())["status"] == "ok"
 
 
-def test_a_round_cap_stops_rounds_early_and_marks_them_capped(tmp_path):
+def _capped_run(tmp_path, implementation: str, cap: str) -> tuple:
+    """dlfs-mlp quick (hundreds of steps, 10 ms each) in two processes, one round each."""
     results = tmp_path / "results"
-    # dlfs-mlp quick is 1 000 steps: 10 s at 10 ms a step, capped at 0.3 s
     done = bench_command(
-        "run",
-        "--profile",
-        "quick",
-        "--dataset",
-        "mnist-5k",
-        "--offline",
-        "--no-peak",
-        "--plugins",
-        str(PLUGINS / "faulty"),
-        "--impl",
-        "slow-steps",
-        "--scenario",
-        "dlfs-mlp",
-        "--rounds",
-        "2",
-        "--warmup",
-        "0",
-        "--round-cap",
-        "0.3",
-        results=results,
-    )
+        "run", "--profile", "quick", "--dataset", "mnist-5k", "--offline", "--no-peak",
+        "--plugins", str(PLUGINS / "faulty"), "--impl", implementation, "--scenario", "dlfs-mlp",
+        "--rounds", "2", "--warmup", "0", "--round-cap", cap, results=results,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    record = stored_cases(results)["slow-steps"]
-    assert record["status"] == "ok"
+    record = stored_cases(results)[implementation]
+    assert record["status"] == "ok", (record["reason"], record.get("log_tail"))
+    return done, record
+
+
+def test_a_round_cap_stops_rounds_too_slow_for_it_and_marks_them_capped(tmp_path):
+    from bench.execution.suites.bench_training import CAPPED_EVALUATION_EXAMPLES
+    from bench.scenarios import SCENARIOS
+
+    planned = SCENARIOS["dlfs-mlp"].budget("quick").steps
+    # 10 ms of CPU a step: even with both threads busy, a round would take far longer than
+    # 0.3 s, so it is capped at the first `train` call after 0.3 s
+    done, record = _capped_run(tmp_path, "slow-steps", "0.3")
     for round_ in record["rounds"]:
-        assert round_["capped"] and round_["planned_steps"] == 1000
-        assert 30 <= round_["steps"] < 100  # stopped within a hundredth of the round
+        assert round_["capped"] and round_["planned_steps"] == planned
+        # stopped at the first `train` call (a hundredth of the round) after 0.3 s: no more
+        # steps than 0.3 s of CPU allows, and one call more
+        call = math.ceil(planned / 100)
+        assert round_["wall_seconds"] >= 0.3 and round_["steps"] % call == 0
+        assert round_["steps"] <= 30 + call
         assert round_["curve"][-1]["steps"] == round_["steps"]
         assert round_["samples"] == round_["steps"] * 100
-        # a capped round's accuracy is taken on the first 500 of mnist-5k's 1 000 test images
-        assert round_["test_examples"] == 500
+        # a capped round's accuracy is taken on the first few of mnist-5k's test images
+        assert round_["test_examples"] == CAPPED_EVALUATION_EXAMPLES
+    assert {r["process"] for r in record["rounds"]} == {0, 1}
     assert "capped 2/2" in done.stdout
-    assert "acc. on 500 test images" in " ".join(done.stdout.split())
+    assert f"acc. on {CAPPED_EVALUATION_EXAMPLES}" in done.stdout
+
+
+def test_a_round_cap_spares_a_fast_implementation_slowed_down_by_waiting(tmp_path):
+    """Its wall time passes the cap, but it used next to no CPU: what made it slow was not
+    its own work (a busy machine), so it runs its whole round."""
+    from bench.scenarios import SCENARIOS
+
+    planned = SCENARIOS["dlfs-mlp"].budget("quick").steps
+    done, record = _capped_run(tmp_path, "waiting-steps", "0.3")
+    for round_ in record["rounds"]:
+        assert not round_["capped"] and round_["steps"] == planned
+        assert round_["wall_seconds"] > 0.3
+    assert "capped" not in done.stdout
+
+
+def test_the_cap_is_decided_from_cpu_time_with_every_thread_busy():
+    from bench.execution.suites.bench_training import too_slow_for_cap
+
+    # 1 s of CPU for 10 of 100 steps: 10 s on one thread, 5 s on two
+    assert too_slow_for_cap(4.0, cpu_seconds=1.0, threads=2, done=10, steps=100)
+    assert not too_slow_for_cap(6.0, cpu_seconds=1.0, threads=2, done=10, steps=100)
+    assert not too_slow_for_cap(4.0, cpu_seconds=0.0, threads=2, done=10, steps=100)
 
 
 def test_a_device_this_machine_lacks_makes_the_case_skipped_with_the_reason(tmp_path):
@@ -328,3 +350,53 @@ def test_a_device_with_an_index_is_a_device_of_its_kind():
     assert by_name["torch"].status in (None, "skipped")  # runs, unless torch is missing
     assert by_name["numpy-vectorized"].status == "unsupported"
     assert by_name["numpy-vectorized"].reason == "runs on cpu, not cuda:1"
+
+
+def test_a_case_runs_its_rounds_in_several_processes_until_its_interval_is_narrow(tmp_path):
+    """Two processes share the minimum; more follow while the median's interval is wider than
+    the target (1 % here, out of reach for so short rounds) and the rounds allow."""
+    results = tmp_path / "results"
+    args = smoke_args(
+        "--plugins", str(PLUGINS / "noop"), "--impl", "noop", "--scenario", "dlfs-mlp"
+    )
+    done = bench_command(
+        *args, "--processes", "2", "--rounds", "4-7", "--target", "1%", results=results
+    )
+    assert done.returncode == 0, done.stderr
+    record = stored_cases(results)["noop"]
+    measured = [r for r in record["rounds"] if not r["warmup"]]
+    warmups = [r for r in record["rounds"] if r["warmup"]]
+    processes = sorted({r["process"] for r in record["rounds"]})
+    assert 4 <= len(measured) <= 7 and processes[:2] == [0, 1]
+    assert [r["round"] for r in record["rounds"]] == list(range(len(record["rounds"])))
+    # each process warms up first; only the first process's warm-up is a whole round
+    assert [r["process"] for r in warmups] == processes
+    planned = warmups[0]["steps"]
+    assert all(r["steps"] < planned for r in warmups[1:])
+    assert all(r["steps"] == planned for r in measured)
+    assert record["stopped"] in ("target", "max-rounds", "budget")
+    if record["stopped"] != "target":
+        assert record["stopped_half_width"] > 0.01
+    # pytest-benchmark's JSON holds every process's measured rounds, in its own statistics
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    benchmark = json.loads((run / record["benchmark_file"]).read_text())["benchmarks"][0]
+    assert benchmark["stats"]["rounds"] == len(measured)
+    assert benchmark["extra_info"]["processes"] == len(processes)
+    summary = pd.read_csv(run / "summary.csv").iloc[0]
+    assert summary["processes"] == len(processes) and summary["interval_target"] == 0.01
+    assert summary["stopped"] == record["stopped"]
+    assert summary["interval_half_width"] > 0
+    met = "1 of 1 cases" if summary["target_met"] else "0 of 1 cases; 1 wider"
+    assert f"within the profile's target: {met}" in done.stdout
+
+
+def test_rounds_fixed_on_the_command_line_are_what_every_case_runs(tmp_path):
+    results = tmp_path / "results"
+    args = smoke_args(
+        "--plugins", str(PLUGINS / "noop"), "--impl", "noop", "--scenario", "dlfs-mlp"
+    )
+    done = bench_command(*args, "--processes", "3", "--rounds", "5", results=results)
+    assert done.returncode == 0, done.stderr
+    record = stored_cases(results)["noop"]
+    measured = [r["process"] for r in record["rounds"] if not r["warmup"]]
+    assert measured == [0, 0, 1, 1, 2] and record["stopped"] == "fixed"

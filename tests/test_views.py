@@ -63,7 +63,8 @@ def test_every_view_reports_the_same_comparable_time_for_a_capped_case(tmp_path,
         if (p["implementation"], p["metric"]) == ("numpy-vectorized", "train time")
     ]
     assert time["text"] == f"{ten_minutes} (extrapolated)"
-    assert time["differs"] == "quick profile: 1,000 steps; the article: 10,000 steps"
+    quick_steps = SCENARIOS["dlfs-mlp"].budget("quick").steps
+    assert time["differs"] == f"quick profile: {quick_steps:,} steps; the article: 10,000 steps"
     # the Markdown summary: the glance line and the case's line
     markdown = report.render_markdown(context)
     assert markdown.count(f"{ten_minutes} (extrapolated)") == 2
@@ -189,7 +190,8 @@ def test_articles_vs_here_answers_with_the_harness_numbers_and_says_how_they_dif
     # Nielsen's network.py is numpy-pure: its accuracy is measured here, after a quick budget
     book = published["nielsen-mlp", "book (Nielsen)", "test accuracy"]
     assert book["text"] == "90.30\xa0%"
-    assert book["differs"] == "quick profile: 5,000 steps; the article: 30 epochs"
+    quick_steps = SCENARIOS["nielsen-mlp"].budget("quick").steps
+    assert book["differs"] == f"quick profile: {quick_steps:,} steps; the article: 30 epochs"
     assert "fallback data: mnist-5k" in book["flags"]
     # the K-Means fit: 100 000 points here against the article's 1 000 000, said so
     sklearn = published["linfa-kmeans", "sklearn", "fit time (1M points)"]
@@ -219,7 +221,7 @@ def test_the_markdown_summary_keeps_units_whole_and_capped_cases_apart(tmp_path)
     unfinished = markdown.split("### Cases that did not finish cleanly")[1].split("###")[0]
     assert "numpy-pure" not in unfinished  # capped, but finished
     assert "### Capped cases" in markdown
-    assert "| Implementation | Time | IQR | n |" in markdown
+    assert "| Implementation | Time | IQR | 95 % CI | n (processes) |" in markdown
     (fallback,) = [line for line in markdown.splitlines() if "Fallback dataset" in line]
     assert len(fallback) < 400  # what happened, in a sentence; the fix on a line of its own
 

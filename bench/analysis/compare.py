@@ -1,10 +1,14 @@
 """Two runs, case by case: is the candidate slower than the baseline, beyond the noise?
 
 Cases are matched by id (scenario, implementation, threads, device, sweep sizes). For each
-pair the ratio of median train times (candidate / baseline, above 1 = slower) gets a
-bootstrap confidence interval and a Mann-Whitney p-value on the measured rounds. A case
-*regressed* when the interval lies above 1 and the ratio exceeds 1 + threshold; *improved*
-is the mirror image. Used by `bench compare` (terminal, exit code for CI) and by the report
+pair the ratio of median times (candidate / baseline, above 1 = slower) gets a confidence
+interval that holds both levels of noise: the spread of each case's rounds inside its
+processes, and the spread between worker processes, pooled over both runs
+(`bench.analysis.intervals`): two runs are two sets of processes, so a difference between
+processes is exactly what they differ by when nothing changed. A Mann-Whitney p-value on the
+rounds is shown beside it. A case *regressed* when the interval lies above 1 and the ratio
+exceeds 1 + threshold: beyond the noise and beyond the threshold; *improved* is the mirror
+image. Used by `bench compare` (terminal, exit code for CI) and by the report
 (`bench report --baseline`).
 """
 
@@ -15,16 +19,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench import outcomes
+from bench.analysis.intervals import Interval, ratio_interval
 from bench.analysis.noise import run_noise
-from bench.analysis.stats import clear_difference, describe, mann_whitney_p, ratio_of_medians
-from bench.analysis.tables import case_host, comparable_times
+from bench.analysis.stats import describe, mann_whitney_p
+from bench.analysis.tables import between_pool, case_host, comparable_groups, comparable_times
 from bench.records import CaseRecord, RunMeta
 from bench.store import RunStore
 
 REGRESSED = "regressed"
 IMPROVED = "improved"
 WITHIN_THRESHOLD = "within threshold"
-NO_CLEAR_DIFFERENCE = "no clear difference"
+NOT_SIGNIFICANT = "not significant"
 NOT_COMPARABLE = "not comparable"
 DEFAULT_THRESHOLD = 0.05
 # Environment facts whose change alone can explain a difference in time.
@@ -44,6 +49,8 @@ class CaseComparison:
     high: float
     p_value: float
     verdict: str
+    interval_label: str = ""  # the coverage of [low, high], e.g. "95 % CI"
+    processes: tuple[int, int] = (0, 0)  # worker processes of the baseline and the candidate
     note: str = ""
     # Whether a side's median is extrapolated from capped rounds (throughput, planned steps).
     baseline_extrapolated: bool = False
@@ -99,11 +106,13 @@ def compare_runs(
                 f"the {side} run was on a busy machine: {noise.disturbed} of {noise.rounds} "
                 "measured rounds were disturbed (waited for a CPU)"
             )
+    pool = between_pool(list(base_cases.values())) + between_pool(list(cand_cases.values()))
     for case_id in sorted(set(base_cases) | set(cand_cases)):
         spec = (cand_cases.get(case_id) or base_cases[case_id]).case
         sides = [cases.get(case_id) for cases in (base_cases, cand_cases)]
         a, b = (comparable_times(side) if side else [] for side in sides)
-        ratio = ratio_of_medians(b, a)
+        groups = [comparable_groups(side) if side else [] for side in sides]
+        ratio = ratio_interval(groups[1], groups[0], pool)
         verdict, note = _verdict(ratio, threshold)
         missing = [
             f"not in the {side} run"
@@ -141,12 +150,14 @@ def compare_runs(
                 threads=spec.threads,
                 baseline_median=describe(a)["median"],
                 candidate_median=describe(b)["median"],
-                ratio=ratio["ratio"],
-                low=ratio["low"],
-                high=ratio["high"],
+                ratio=ratio.estimate,
+                low=ratio.low,
+                high=ratio.high,
                 p_value=mann_whitney_p(b, a),
                 verdict=verdict,
                 note=note,
+                interval_label=ratio.label if ratio.finite else "",
+                processes=(len(groups[0]), len(groups[1])),
                 baseline_extrapolated=_extrapolated(sides[0]),
                 candidate_extrapolated=_extrapolated(sides[1]),
             )
@@ -158,16 +169,16 @@ def _extrapolated(record: CaseRecord | None) -> bool:
     return record is not None and any(r.extrapolated for r in record.measured_rounds)
 
 
-def _verdict(ratio: dict[str, float], threshold: float) -> tuple[str, str]:
-    if not math.isfinite(ratio["ratio"]):
+def _verdict(ratio: Interval, threshold: float) -> tuple[str, str]:
+    if not math.isfinite(ratio.estimate):
         return NOT_COMPARABLE, ""
-    if not math.isfinite(ratio["low"]):
-        return NO_CLEAR_DIFFERENCE, "fewer than 2 measured rounds on a side"
-    if not clear_difference(ratio["low"], ratio["high"]):
-        return NO_CLEAR_DIFFERENCE, ""
-    if ratio["low"] > 1 and ratio["ratio"] > 1 + threshold:
+    if not ratio.finite:
+        return NOT_SIGNIFICANT, "fewer than 2 measured rounds on a side"
+    if not ratio.significant:
+        return NOT_SIGNIFICANT, ""
+    if ratio.low > 1 and ratio.estimate > 1 + threshold:
         return REGRESSED, ""
-    if ratio["high"] < 1 and ratio["ratio"] < 1 / (1 + threshold):
+    if ratio.high < 1 and ratio.estimate < 1 / (1 + threshold):
         return IMPROVED, ""
     return WITHIN_THRESHOLD, ""
 

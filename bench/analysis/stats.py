@@ -44,36 +44,6 @@ def _finite(values: Sequence[float]) -> np.ndarray:
     return np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
 
 
-def ratio_of_medians(
-    numerator: Sequence[float],
-    denominator: Sequence[float],
-    *,
-    confidence: float = 0.95,
-    resamples: int = 4000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """median(numerator) / median(denominator) with a percentile-bootstrap confidence
-    interval (each sample resampled on its own). With fewer than two values on either side
-    the interval is NaN: one round says nothing about the noise."""
-    a, b = _finite(numerator), _finite(denominator)
-    if a.size == 0 or b.size == 0 or np.median(b) <= 0:
-        return {"ratio": math.nan, "low": math.nan, "high": math.nan}
-    ratio = float(np.median(a) / np.median(b))
-    if a.size < 2 or b.size < 2:
-        return {"ratio": ratio, "low": math.nan, "high": math.nan}
-    rng = np.random.default_rng(seed)
-    medians_a = np.median(a[rng.integers(0, a.size, (resamples, a.size))], axis=1)
-    medians_b = np.median(b[rng.integers(0, b.size, (resamples, b.size))], axis=1)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(medians_a / medians_b, [tail, 100 - tail])
-    return {"ratio": ratio, "low": float(low), "high": float(high)}
-
-
-def clear_difference(low: float, high: float) -> bool:
-    """A confidence interval of a ratio shows a difference only when it excludes 1."""
-    return math.isfinite(low) and math.isfinite(high) and (low > 1 or high < 1)
-
-
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided Mann-Whitney U p-value (exact for small samples); NaN if a side is empty."""
     from scipy.stats import mannwhitneyu

@@ -21,7 +21,9 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from bench import outcomes
 from bench.analysis import noise
+from bench.analysis.intervals import Pool, median_interval, spread
 from bench.analysis.stats import describe
 from bench.records import CaseRecord, RoundRecord, RunMeta
 from bench.scenarios import Scenario
@@ -64,6 +66,22 @@ def comparable_times(record: CaseRecord) -> list[float]:
     """The comparable seconds of every measured round (finite ones only)."""
     times = (r.comparable_seconds for r in record.measured_rounds)
     return [t for t in times if math.isfinite(t)]
+
+
+def comparable_groups(record: CaseRecord) -> list[list[float]]:
+    """The comparable seconds of the measured rounds, one list per worker process."""
+    groups = (
+        [t for t in (r.comparable_seconds for r in group) if math.isfinite(t)]
+        for group in record.by_process()
+    )
+    return [group for group in groups if group]
+
+
+def between_pool(records: Sequence[CaseRecord]) -> Pool:
+    """The between-process variance of a run, pooled over its finished cases."""
+    return Pool.of(
+        spread(comparable_groups(record)) for record in records if record.status == outcomes.OK
+    )
 
 
 def measured_times(record: CaseRecord) -> list[float]:
@@ -116,6 +134,7 @@ def tidy_tables(
     cases: Sequence[CaseRecord], meta: RunMeta, scenarios: Mapping[str, Scenario]
 ) -> dict[str, pd.DataFrame]:
     rounds, curves, summary = [], [], []
+    pool = between_pool(cases)
     for case in cases:
         ids = _case_columns(case)
         peak = peak_gflops(meta, scenarios.get(case.case.scenario), case)
@@ -135,7 +154,7 @@ def tidy_tables(
                 }
                 for point in record.curve or ()
             ]
-        summary.append(_summary_row(case, ids, case_rounds))
+        summary.append({**_summary_row(case, ids, case_rounds), **_interval_columns(case, pool)})
     shared = _shared_a_machine(cases, meta)
     for row, case in zip(summary, cases, strict=True):
         row["host"] = case_host(case, meta)
@@ -177,6 +196,25 @@ def _time(text: str) -> dt.datetime:
 def _spread(prefix: str, values: Sequence[float]) -> dict:
     stats = describe(values)
     return {f"{prefix}_{key}": stats[key] for key in ("median", "iqr", "q1", "q3", "min", "max")}
+
+
+def _interval_columns(case: CaseRecord, pool: Pool) -> dict:
+    """How precise the case's comparable time is: the relative half-width of its median's
+    interval (the run's between-process noise pooled in), against the profile's target."""
+    groups = comparable_groups(case)
+    interval = median_interval(groups, pool)
+    target = case.case.interval_target
+    half_width = interval.half_width
+    return {
+        "processes": len(groups),
+        "interval_low": interval.low,
+        "interval_high": interval.high,
+        "interval_half_width": half_width,
+        "interval_label": interval.label if interval.finite else None,
+        "interval_target": target if target is not None else math.nan,
+        "target_met": (half_width <= target) if target is not None and interval.finite else None,
+        "stopped": case.stopped,
+    }
 
 
 def _threads_in_force(case: CaseRecord) -> str | None:

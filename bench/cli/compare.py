@@ -9,12 +9,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.analysis import compare
+from bench.analysis.intervals import COVERAGE_LABEL
 from bench.cli.options import Groups, UsageError, open_run
 from bench.cli.terminal import console, errors
 from bench.report.format import MISSING, finite, fmt_change, fmt_num, fmt_time
 
 COLUMNS = ("scenario", "implementation", "thr", "baseline", "candidate", "change",
-           "95% CI of change", "p (M-W)", "verdict")  # fmt: skip
+           "95 % CI of change", "p (M-W)", "verdict")  # fmt: skip
 STYLE = {compare.REGRESSED: "bold red", compare.IMPROVED: "green"}
 
 
@@ -30,6 +31,15 @@ def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
         help="exit 1 if a case is significantly slower by more than PCT (e.g. 5%%)",
     )
     parser.set_defaults(func=run)
+
+
+def _interval(case: compare.CaseComparison) -> str:
+    if not finite(case.low):
+        return MISSING
+    text = f"{case.low - 1:+.1%} … {case.high - 1:+.1%}"
+    if case.interval_label != COVERAGE_LABEL:  # the noise between processes is not in it
+        text += "\n[yellow]rounds of one process only[/]"
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,11 +70,16 @@ def run(args: argparse.Namespace) -> int:
             fmt_time(case.baseline_median, case.baseline_extrapolated),
             fmt_time(case.candidate_median, case.candidate_extrapolated),
             fmt_change(case.ratio),
-            f"{case.low - 1:+.1%} … {case.high - 1:+.1%}" if finite(case.low) else MISSING,
+            _interval(case),
             fmt_num(case.p_value, 2),
             verdict,
         )
     console.print(table)
+    console.print(
+        "The interval holds the noise between worker processes (pooled over both runs) as well "
+        f"as between rounds: a case is slower when it lies above 0 and the change exceeds "
+        f"{threshold:.0%}."
+    )
     if not any(case.verdict != compare.NOT_COMPARABLE for case in result.cases):
         errors.print(
             f"[red]nothing was comparable[/]: no case has measured rounds in both "

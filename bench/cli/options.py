@@ -32,6 +32,33 @@ def _number(kind: type, minimum: float, what: str) -> Callable[[str], float]:
 
 
 POSITIVE_INT = _number(int, 1, "a whole number of 1 or more")
+
+
+def rounds_range(text: str) -> tuple[int, int]:
+    """`--rounds 5` (exactly 5) or `--rounds 4-12` (at least 4, at most 12)."""
+    low, _, high = text.partition("-")
+    if not low.strip().isdigit() or (high and not high.strip().isdigit()):
+        raise argparse.ArgumentTypeError(f"takes N or MIN-MAX (e.g. 5, or 4-12), got {text!r}")
+    least, most = int(low), int(high or low)
+    if least < 1 or most < least:
+        raise argparse.ArgumentTypeError(
+            f"takes N or MIN-MAX with 1 <= MIN <= MAX (e.g. 5, or 4-12), got {text!r}"
+        )
+    return least, most
+
+
+def percentage(text: str) -> float:
+    """`5%` or `5` -> 0.05, above 0."""
+    value = text.strip().removesuffix("%").strip()
+    try:
+        percent = float(value)
+    except ValueError:
+        percent = math.nan
+    if not math.isfinite(percent) or percent <= 0:
+        raise argparse.ArgumentTypeError(f"takes a percentage above 0 such as 5%, got {text!r}")
+    return percent / 100
+
+
 COUNT = _number(int, 0, "a whole number of 0 or more")
 SECONDS = _number(float, 1e-3, "a number of seconds above 0")
 

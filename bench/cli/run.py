@@ -25,7 +25,16 @@ from rich.progress import (
 
 from bench import datasets, outcomes, plugins
 from bench.cli.listing import print_broken
-from bench.cli.options import COUNT, POSITIVE_INT, SECONDS, Groups, UsageError, split
+from bench.cli.options import (
+    COUNT,
+    POSITIVE_INT,
+    SECONDS,
+    Groups,
+    UsageError,
+    percentage,
+    rounds_range,
+    split,
+)
 from bench.cli.options import thread_counts as parse_thread_counts
 from bench.cli.terminal import console, errors, print_run
 from bench.execution import cluster, doctor, plan, runner, threads
@@ -47,6 +56,8 @@ PLAN_OPTIONS = {
     "profile": "--profile",
     "dataset": "--dataset",
     "rounds": "--rounds",
+    "processes": "--processes",
+    "target": "--target",
     "warmup": "--warmup",
     "threads": "--threads",
     "device": "--device",
@@ -78,9 +89,28 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         + ", ".join(n for n in datasets.NAMES if n != "blobs"),
     )
     parser.add_argument(
-        "--rounds", type=POSITIVE_INT, help="measured rounds per case (default: profile)"
+        "--rounds",
+        type=rounds_range,
+        metavar="N|MIN-MAX",
+        help="measured rounds per case, in all its processes: exactly N, or from MIN to MAX "
+        "until the median's interval reaches the target (default: the profile's)",
     )
-    parser.add_argument("--warmup", type=COUNT, help="warm-up rounds, reported as cold start")
+    parser.add_argument(
+        "--processes",
+        type=POSITIVE_INT,
+        metavar="N",
+        help="worker processes per case, at least (default: the profile's; quick 2)",
+    )
+    parser.add_argument(
+        "--target",
+        type=percentage,
+        metavar="PCT",
+        help="relative half-width of the median's interval a case measures until, e.g. 5%% "
+        "(default: the profile's)",
+    )
+    parser.add_argument(
+        "--warmup", type=COUNT, help="warm-up rounds per process; the first's is the cold start"
+    )
     parser.add_argument(
         "--threads",
         "-t",
@@ -126,6 +156,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="times a case whose worker was lost is retried on another worker (default 1)",
+    )
+    parser.add_argument(
+        "--remeasure-peak",
+        action="store_true",
+        help="measure the machine's peak now, even if it was measured here in the last "
+        "30 days (it is cached per machine)",
     )
     parser.add_argument(
         "--resume",
@@ -248,7 +284,10 @@ def new_run(
         profile=profile,
         thread_counts=thread_counts,
         devices=devices,
-        rounds=args.rounds,
+        rounds=args.rounds[0] if args.rounds else None,
+        max_rounds=args.rounds[1] if args.rounds else None,
+        processes=args.processes,
+        interval_target=args.target,
         warmup_rounds=args.warmup,
         timeout_s=args.timeout,
         round_cap_s=args.round_cap,
@@ -284,12 +323,13 @@ def new_run(
             f"results in {escape(str(store.directory))}"
         )
         if not args.no_peak and cluster is None:
-            with console.status("Measuring the machine's peak GEMM rate and memory bandwidth"):
-                store.update_meta(
-                    machine_peak={
-                        str(n): peak.measure_in_subprocess(n) for n in sorted(set(thread_counts))
-                    }
-                )
+            with console.status("The machine's peak GEMM rate and memory bandwidth"):
+                peaks = {
+                    str(n): peak.machine_peak(n, meta.environment, remeasure=args.remeasure_peak)
+                    for n in sorted(set(thread_counts))
+                }
+            store.update_meta(machine_peak=peaks)
+            console.print(_peak_line(peaks))
         yield store, cases
 
 
@@ -304,6 +344,21 @@ def check_machine(thread_counts: Sequence[int]) -> list[doctor.Finding]:
             "processes and says what to do."
         )
     return findings
+
+
+def _peak_line(peaks: Mapping[str, dict]) -> str:
+    """Where the run's peak figures come from: measured now, or the cache (with their date)."""
+    from bench.execution.peak import CACHED, MAX_AGE_DAYS
+
+    dates = {p.get("measured_at", "?") for p in peaks.values() if p.get("source") == CACHED}
+    if dates:
+        return (
+            f"Machine peak: from the cache, measured {', '.join(sorted(dates))} (kept "
+            f"{MAX_AGE_DAYS} days; --remeasure-peak measures it now)"
+        )
+    if any("error" in p for p in peaks.values()):
+        return "Machine peak: could not be measured (run.json says why)"
+    return "Machine peak: measured now, and cached for the next runs on this machine"
 
 
 def _resolve_datasets(

@@ -19,6 +19,7 @@ from bench.report.format import (
     EXTRAPOLATED,
     MISSING,
     fmt_bytes,
+    fmt_half_width,
     fmt_num,
     fmt_pct,
     fmt_seconds,
@@ -107,6 +108,21 @@ def print_summary(runs: Runs) -> None:
     for number, reason in enumerate(reasons, 1):
         console.print(f"[{number}] {escape(reason)}", highlight=False)
     console.print(noise["line"], highlight=False)
+    if line := _precision_line(runs.summary):
+        console.print(line, highlight=False)
+
+
+def _precision_line(summary: pd.DataFrame) -> str:
+    """How many cases reached their profile's interval target, and how many did not."""
+    if "target_met" not in summary:
+        return ""
+    verdicts = [v for v in summary["target_met"] if v is not None and v == v]  # no NaN
+    if not verdicts:
+        return ""
+    missed = sum(not v for v in verdicts)
+    text = f"95 % interval of the median within the profile's target: {len(verdicts) - missed}"
+    text += f" of {len(verdicts)} cases"
+    return text + (f"; [yellow]{missed} wider (in yellow)[/]" if missed else "")
 
 
 def _summary_title(summary: pd.DataFrame) -> str:
@@ -145,18 +161,25 @@ def _summary_cells(
         time = f"[yellow]{time}[/]"
     if row.time["n"] > 1:
         time += f"\n({fmt_seconds(row.time['iqr'])})"
+    time += f"\n{_interval(row)}"
     quality = quality_text(row, scenario)
     if row.values.get("at_chance_level") == True:  # noqa: E712  (numpy bools)
         quality = f"[red]{quality}[/]"
     return [
         label,
         time,
-        str(row.time["n"]),
+        f"{row.time['n']}\n{int(row.get('processes') or 0)} pr.",
         fmt_pct(row.get("utilisation_median"), 0),
         quality,
         fmt_bytes(row.get("peak_rss_bytes_median")),
         ", ".join(notes),
     ]
+
+
+def _interval(row: CaseRow) -> str:
+    """The half-width of the median's 95 % interval, yellow when wider than its target."""
+    text = fmt_half_width(row.get("interval_half_width"))
+    return f"[yellow]{text}[/]" if row.values.get("target_met") == False else text  # noqa: E712
 
 
 def _notes(row: CaseRow, mark: str | None) -> list[str]:
@@ -175,6 +198,8 @@ def _notes(row: CaseRow, mark: str | None) -> list[str]:
             notes.append(f"[yellow]acc. on {int(examples)} test images[/]")
     if row.values.get("at_chance_level") == True:  # noqa: E712  (numpy bools)
         notes.append("[red]chance level[/]")
+    if row.values.get("target_met") == False:  # noqa: E712  (numpy bools)
+        notes.append(f"[yellow]CI > ±{fmt_pct(row.get('interval_target'), 0)} target[/]")
     in_force = row.get("threads_in_force")
     if isinstance(in_force, str) and in_force != str(row.values["threads"]):
         notes.append(f"[yellow]threads in force: {escape(in_force)}[/]")

@@ -7,21 +7,33 @@ NumPy is imported: this module imports NumPy only after `limit_environment` has 
 Each figure is the best repetition, not the median: interrupts, neighbours and frequency
 dips only ever slow a repetition down, so the fastest one is the closest estimate of what
 the hardware can do, which is what "share of peak" divides by.
+
+The figures belong to the machine, not to a run: `machine_peak` measures them once per
+machine and thread count and keeps them in a cache file, keyed by what decides them (CPU
+model, cores, BLAS library, threads), until they are `MAX_AGE_DAYS` old or remeasured on
+request. Each figure says whether it was measured now or taken from the cache, and when it
+was measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import itertools
 import json
 import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 from bench.execution import launcher
 from bench.execution import threads as thread_limits
+from bench.files import atomic_write_json
 
 GEMM_SIZES = (1024, 1536, 2048)
 # Share of the time budget for each measurement: float32 GEMM, float64 GEMM, bandwidth.
@@ -29,6 +41,69 @@ BUDGET_SHARES = (0.5, 0.25, 0.25)
 MIN_REPETITIONS = 2
 MAX_REPETITIONS = 50
 BANDWIDTH_ARRAY_BYTES = 256 * 2**20
+# The cache of measured peaks: $BENCH_PEAK_CACHE, else peak.json in the user's cache folder.
+CACHE_ENV = "BENCH_PEAK_CACHE"
+# A cached figure older than this is measured again: a BIOS setting, a kernel or a cooling
+# change can move it without changing the key.
+MAX_AGE_DAYS = 30
+MEASURED, CACHED = "measured", "cached"
+# The fingerprint facts (bench.execution.environment) that decide the figures.
+KEY_FACTS = ("cpu_model", "cores_logical", "cores_allowed", "machine")
+BLAS_KEY_FIELDS = ("internal_api", "version", "architecture")
+
+
+def cache_file() -> Path:
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else Path(platformdirs.user_cache_dir("bench")) / "peak.json"
+
+
+def cache_key(environment: dict, threads: int) -> str:
+    """What the peak at `threads` depends on, as one string: CPU, cores, BLAS, threads."""
+    blas = [
+        {field: pool.get(field) for field in BLAS_KEY_FIELDS}
+        for pool in environment.get("blas") or ()
+        if isinstance(pool, dict)
+    ]
+    facts = {fact: environment.get(fact) for fact in KEY_FACTS}
+    return json.dumps({**facts, "blas": blas, "threads": threads}, sort_keys=True)
+
+
+def machine_peak(
+    threads: int, environment: dict, *, remeasure: bool = False, now: dt.datetime | None = None
+) -> dict:
+    """The peak at `threads` on the machine `environment` describes: from the cache when it
+    was measured there less than MAX_AGE_DAYS ago (and `remeasure` is false), else measured
+    now and cached. `source` says which, `measured_at` when; a failed measurement has an
+    `error` and is not cached."""
+    now = now or dt.datetime.now()
+    key = cache_key(environment, threads)
+    cache = _read_cache()
+    cached = cache.get(key)
+    if not remeasure and isinstance(cached, dict) and _fresh(cached, now):
+        return {**cached, "source": CACHED}
+    result = measure_in_subprocess(threads)
+    if "error" in result:
+        return {**result, "source": MEASURED}
+    result = {**result, "measured_at": now.isoformat(timespec="seconds")}
+    with contextlib.suppress(OSError):  # an unwritable cache only means measuring next time
+        atomic_write_json(cache_file(), {**_read_cache(), key: result})
+    return {**result, "source": MEASURED}
+
+
+def _fresh(entry: dict, now: dt.datetime) -> bool:
+    try:
+        measured = dt.datetime.fromisoformat(entry["measured_at"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return dt.timedelta(0) <= now - measured <= dt.timedelta(days=MAX_AGE_DAYS)
+
+
+def _read_cache() -> dict:
+    try:
+        data = json.loads(cache_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def measure_in_subprocess(threads: int, seconds: float = 1.0, timeout: float = 120) -> dict:

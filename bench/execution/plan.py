@@ -53,6 +53,9 @@ def plan(
     thread_counts: Sequence[int] = (),
     devices: Sequence[str] = ("cpu",),
     rounds: int | None = None,
+    max_rounds: int | None = None,
+    processes: int | None = None,
+    interval_target: float | None = None,
     warmup_rounds: int | None = None,
     timeout_s: float | None = None,
     round_cap_s: float | None = None,
@@ -62,7 +65,8 @@ def plan(
     overrides: Sequence[dict] = ({},),
 ) -> list[Case]:
     """Every requested case, including those that cannot run (with their reason).
-    `overrides` lists size changes for sweeps (one case per entry; `{}` is the scenario as is)."""
+    `overrides` lists size changes for sweeps (one case per entry; `{}` is the scenario as is).
+    `rounds` without `max_rounds` fixes the measured rounds; either replaces the profile's."""
     check_selection(registry, implementations, profile, devices)
     datasets = datasets or {}
     cases = []
@@ -88,6 +92,10 @@ def plan(
                     device=device,
                     profile=profile,
                     rounds=budget.rounds if rounds is None else rounds,
+                    max_rounds=(budget.max_rounds if rounds is None else max_rounds or rounds),
+                    processes=budget.processes if processes is None else processes,
+                    interval_target=interval_target or budget.interval_target,
+                    budget_s=budget.case_budget_s,
                     warmup_rounds=budget.warmup_rounds if warmup_rounds is None else warmup_rounds,
                     timeout_s=budget.timeout_s if timeout_s is None else timeout_s,
                     seed=seed,

@@ -1,42 +1,53 @@
-"""Executes planned cases, each in a fresh worker process with a time limit, recording
+"""Executes planned cases, each in fresh worker processes with a time limit, recording
 whatever happens to it, and stores every case's record as soon as it ends.
 
-The executor decides where cases run. `LocalExecutor` runs them one after another on this
-machine; `cluster.DaskExecutor` runs each as a Dask task that calls `measure_case` on another
-machine, and stores the record it returns. Measuring a case (`measure_case`) stores nothing;
-storing it (`run_case`, or an executor) happens where the run lives. Nothing here imports a
-framework: measuring happens only in workers (`bench.execution.worker`).
+`measure_case` measures one case in a work folder and returns what it measured: its worker
+processes, one after another, as many as the stop rule asks for. It stores nothing. The
+executor decides where cases run. `LocalExecutor` runs them one after another on this machine
+(`run_case`: measure, then store); `cluster.DaskExecutor` runs each as a Dask task that calls
+`measure_case` on another machine, and stores the record it returns where the run lives.
+Nothing here imports a framework: measuring happens only in workers
+(`bench.execution.worker`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from bench import outcomes
-from bench.analysis.tables import tidy_tables
-from bench.execution import launcher
+from bench.analysis.intervals import NO_POOL, Pool
+from bench.analysis.stopping import ProcessRun, RoundRule, next_process
+from bench.analysis.tables import between_pool, tidy_tables
+from bench.execution import benchmarks, launcher
 from bench.files import atomic_write_json
 from bench.records import (
     BENCHMARK_FILE,
     CASE_FILE,
     LOG_FILE,
     OUTCOME_FILE,
+    PROCESS_FILE,
     ROUNDS_FILE,
     Case,
     CaseRecord,
     Outcome,
+    ProcessPlan,
     RoundRecord,
 )
 from bench.store import RunStore
 
 LOG_TAIL_CHARS = 4000
+# Each worker process's pytest-benchmark JSON, until they are merged into BENCHMARK_FILE.
+PROCESS_BENCHMARK = "benchmark-process-{}.json"
+PROCESS_BENCHMARKS = "benchmark-process-*.json"
 
 
 class Executor(Protocol):
@@ -112,65 +123,131 @@ class CaseInterrupted(KeyboardInterrupt):
 
 
 def run_case(store: RunStore, case: Case) -> CaseRecord:
-    """Measure one case in a fresh worker and store its record. Ctrl-C kills the worker, stores
-    the case as *interrupted* (with any rounds it finished) and re-raises."""
+    """Measure one case in its own worker processes and store its record. Ctrl-C kills the
+    worker, stores the case as *interrupted* (with any rounds it finished) and re-raises.
+    The between-process noise of the run's finished cases helps decide when it has measured
+    enough."""
     if not case.will_run:
         return store.save_case(CaseRecord(case, case.status or outcomes.SKIPPED, case.reason))
     try:
-        measured = measure_case(case, store.workdir(case.id).resolve())
+        measured = measure_case(case, store.workdir(case.id).resolve(), between_pool(store.cases()))
     except CaseInterrupted as interrupted:
         store.save_case(interrupted.record)
         raise
     return store.save_case(measured.record, measured.benchmark_file)
 
 
-def measure_case(case: Case, workdir: Path) -> Measured:
-    """Measure one case: run its worker in `workdir` (an empty folder, where the worker writes
-    its files) and read back what it measured. Stores nothing, so that an executor can call it
-    on another machine and store the record where the run lives. Ctrl-C kills the worker and
-    raises `CaseInterrupted`."""
+def timestamp() -> str:
+    """The wall-clock time, to the microsecond, with its UTC offset: when a case started and
+    ended, comparable between the cases of one host."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def measure_case(case: Case, workdir: Path, others: Pool = NO_POOL) -> Measured:
+    """Measure one case in `workdir` (an empty folder, where its workers write their files) and
+    read back what it measured. Stores nothing, so that an executor can call it on another
+    machine and store the record where the run lives. Its worker processes run one after
+    another, each a fresh `python -m bench.execution.worker`, as many as
+    `bench.analysis.stopping` asks for; the first runs full warm-ups, the later ones short
+    ones. `others` is the between-process noise of the run's other cases (none: the case's
+    own processes alone). pytest-benchmark's JSON of every process is merged into one. Ctrl-C
+    kills the worker and raises `CaseInterrupted`."""
     atomic_write_json(workdir / CASE_FILE, case.to_json())
+    rule = round_rule(case)
     started, started_at = time.perf_counter(), timestamp()
-    with (workdir / LOG_FILE).open("wb") as log:
-        try:
-            finished = launcher.run_python(
-                ["-m", "bench.execution.worker", str(workdir / CASE_FILE)],
-                threads=case.threads,
-                timeout=case.timeout_s,
-                cwd=workdir,
-                log=log,
+    history: list[ProcessRun] = []
+    rounds: tuple[RoundRecord, ...] = ()
+    decision = next_process(rule, history, 0.0, others)
+    outcome = Outcome(outcomes.OK)
+    with (workdir / LOG_FILE).open("ab") as log:
+        while decision.rounds:
+            plan = ProcessPlan(
+                process=len(history),
+                first_round=max((r.round for r in rounds), default=-1) + 1,
+                rounds=decision.rounds,
+                warmup_rounds=case.warmup_rounds,
+                short_warmup=bool(history),
+                retry_disturbed=case.retry_disturbed - sum(r.replaces is not None for r in rounds),
             )
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into it by the CLI
-            record = CaseRecord.ended(
-                case,
-                Outcome(outcomes.INTERRUPTED, "interrupted (Ctrl-C)"),
-                _read_rounds(workdir),
-                worker_seconds=time.perf_counter() - started,
-                started_at=started_at,
-                ended_at=timestamp(),
-            )
-            raise CaseInterrupted(record) from None
+            process_started = time.perf_counter()
+            finished = _run_worker(case, workdir, plan, log, started)
+            seconds = time.perf_counter() - process_started
+            if finished is None:  # Ctrl-C
+                record = CaseRecord.ended(
+                    case,
+                    Outcome(outcomes.INTERRUPTED, "interrupted (Ctrl-C)"),
+                    _read_rounds(workdir),
+                    worker_seconds=time.perf_counter() - started,
+                    started_at=started_at,
+                    ended_at=timestamp(),
+                )
+                raise CaseInterrupted(record) from None
+            previous, rounds = rounds, _read_rounds(workdir)
+            outcome = _outcome(case, workdir, finished.returncode, rounds)
+            if outcome.status != outcomes.OK:
+                break
+            replaced = {r.replaces for r in rounds if r.replaces is not None}
+            new = [r for r in rounds[len(previous) :] if not r.warmup and r.round not in replaced]
+            times = tuple(t for t in (r.comparable_seconds for r in new) if math.isfinite(t))
+            history.append(ProcessRun(times, seconds))
+            decision = next_process(rule, history, time.perf_counter() - started, others)
     worker_seconds, ended_at = time.perf_counter() - started, timestamp()
-    rounds = _read_rounds(workdir)
-    outcome = _outcome(case, workdir, finished.returncode, rounds)
-    log_tail = _log_tail(workdir) if outcome.status != outcomes.OK else None
+    benchmark = workdir / BENCHMARK_FILE
+    benchmarks.merge(sorted(workdir.glob(PROCESS_BENCHMARKS)), benchmark, rounds)
+    ok = outcome.status == outcomes.OK
     record = CaseRecord.ended(
         case,
         outcome,
         rounds,
         worker_seconds=worker_seconds,
-        log_tail=log_tail,
+        log_tail=None if ok else _log_tail(workdir),
         started_at=started_at,
         ended_at=ended_at,
+        stopped=decision.stopped if ok else None,
+        stopped_half_width=_finite_or_none(decision.interval.half_width)
+        if ok and decision.interval
+        else None,
     )
-    benchmark = workdir / BENCHMARK_FILE
     return Measured(record, benchmark if benchmark.is_file() else None)
 
 
-def timestamp() -> str:
-    """The wall-clock time, to the microsecond, with its UTC offset: when a case started and
-    ended, comparable between the cases of one host."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+def round_rule(case: Case) -> RoundRule:
+    return RoundRule.of(
+        case.processes,
+        case.rounds,
+        case.max_rounds,
+        case.interval_target,
+        case.budget_s,
+        case.timeout_s,
+    )
+
+
+def _run_worker(
+    case: Case, workdir: Path, plan: ProcessPlan, log: IO[bytes], started: float
+) -> launcher.Finished | None:
+    """Run one worker process for `plan` within what is left of the case's time limit; None
+    on Ctrl-C. Its pytest-benchmark JSON is kept under the process's own name."""
+    atomic_write_json(workdir / PROCESS_FILE, plan.to_json())
+    (workdir / OUTCOME_FILE).unlink(missing_ok=True)
+    left = case.timeout_s - (time.perf_counter() - started)
+    try:
+        finished = launcher.run_python(
+            ["-m", "bench.execution.worker", str(workdir / CASE_FILE)],
+            threads=case.threads,
+            timeout=max(left, 1.0),
+            cwd=workdir,
+            log=log,
+        )
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into it by the CLI
+        return None
+    produced = workdir / BENCHMARK_FILE
+    if produced.is_file():
+        os.replace(produced, workdir / PROCESS_BENCHMARK.format(plan.process))
+    return finished
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _outcome(

@@ -1,4 +1,5 @@
-"""Runs one case in this (fresh) process: `python -m bench.execution.worker WORKDIR/case.json`.
+"""Runs one case in this (fresh) process: `python -m bench.execution.worker WORKDIR/case.json`,
+or this process's share of its rounds when `WORKDIR/process.json` says which (`ProcessPlan`).
 
 Order matters: thread limits go into the environment before NumPy or any framework is
 imported; then the plugin (and its framework) is imported, thread counts are applied through
@@ -20,7 +21,16 @@ from pathlib import Path
 from bench.execution import devices, threads
 from bench.files import atomic_write_text
 from bench.outcomes import PluginExit
-from bench.records import BENCHMARK_FILE, OUTCOME_FILE, ROUNDS_FILE, Case, Outcome, RoundRecord
+from bench.records import (
+    BENCHMARK_FILE,
+    OUTCOME_FILE,
+    PROCESS_FILE,
+    ROUNDS_FILE,
+    Case,
+    Outcome,
+    ProcessPlan,
+    RoundRecord,
+)
 
 SUITES = Path(__file__).resolve().parent / "suites"
 SUITE_FOR_MODEL = {
@@ -92,6 +102,16 @@ def _plugin_files(source: str, cls: type | None) -> list[Path]:
     return roots
 
 
+def process_plan(case: Case, workdir: Path) -> ProcessPlan:
+    """This process's share of the case: `process.json`, or all of it."""
+    path = workdir / PROCESS_FILE
+    if path.is_file():
+        return ProcessPlan.from_json(json.loads(path.read_text(encoding="utf-8")))
+    return ProcessPlan(
+        rounds=case.rounds, warmup_rounds=case.warmup_rounds, retry_disturbed=case.retry_disturbed
+    )
+
+
 def run_case(case: Case, workdir: Path) -> Outcome:
     import pytest
 
@@ -121,6 +141,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
             implementation=cls,
             data=load_case_data(case, scenario),
             on_round=on_round,
+            plan=process_plan(case, workdir),
         )
     # A plugin's SystemExit or KeyboardInterrupt is its failure too, not the harness's.
     except (Exception, SystemExit, KeyboardInterrupt) as error:

@@ -29,7 +29,7 @@ from pathlib import Path
 from bench.files import atomic_write_text
 from bench.records import DISTURBED_WAIT_SHARE
 from bench.report import articles, figures, overview, sections
-from bench.report.format import fmt_pct, fmt_seconds, fmt_time
+from bench.report.format import fmt_half_width, fmt_pct, fmt_seconds, fmt_time
 from bench.report.load import Runs
 from bench.report.render import render_html, render_markdown
 from bench.report.rows import CaseRow, quality_text, speed_words
@@ -96,7 +96,8 @@ def _brief(row: CaseRow, scenario: Scenario) -> dict:
         "label": row.label,
         "time": fmt_time(row.time["median"], row.extrapolated),
         "iqr": fmt_seconds(row.time["iqr"]) if row.time["n"] > 1 else "–",
-        "n": str(row.time["n"]),
+        "interval": fmt_half_width(row.get("interval_half_width")),
+        "n": f"{row.time['n']} ({row.get('processes') or 0})",
         "speed": speed_words(row) if row.measured else "–",
         "quality": quality_text(row, scenario),
         "cpu": fmt_pct(row.get("utilisation_median"), 0),

@@ -3,7 +3,7 @@ the two differ wherever they do (budget, data, capped rounds)."""
 
 from __future__ import annotations
 
-from bench.analysis.stats import ratio_of_medians
+from bench.analysis.intervals import ratio_interval
 from bench.report.format import fmt_cores, fmt_int, fmt_num, fmt_pct, fmt_speedup, fmt_time
 from bench.report.load import Runs
 from bench.report.rows import CaseRow, headline
@@ -39,7 +39,8 @@ def budget_difference(scenario: Scenario, profiles: list[str]) -> str:
 
 def _versus(row: CaseRow, other: CaseRow) -> str:
     """How `row` compares with `other` (another implementation of the same run)."""
-    words = fmt_speedup(ratio_of_medians(other.comparable, row.comparable), other.implementation)
+    ratio = ratio_interval(other.groups, row.groups, row.pool)
+    words = fmt_speedup(ratio, other.implementation)
     if row.host != other.host:
         words += f", on another machine ({row.host} vs {other.host})"
     return f"{words}, from samples/s (capped)" if row.capped or other.capped else words

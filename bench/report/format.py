@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from bench.analysis.stats import clear_difference
+from bench.analysis.intervals import Interval
 
 NBSP = "\u00a0"  # keeps a number and its unit on one line in narrow table cells
 MISSING = "–"
@@ -80,23 +80,47 @@ def fmt_change(ratio: float) -> str:
     return f"{ratio - 1:+.1%}" if finite(ratio) else MISSING
 
 
-def fmt_speedup(ratio: dict[str, float], versus: str = "") -> str:
-    """`2.31× faster than X (2.10–2.52)` from a speed-up (reference time / this time) and its
-    confidence interval; slower cases read `3.0× slower` with the interval inverted alike.
-    An interval that includes 1 reads "no clear difference"."""
-    value, low, high = ratio["ratio"], ratio["low"], ratio["high"]
+NOT_SIGNIFICANT = "not significant"
+
+
+def speedup_parts(ratio: Interval, versus: str = "") -> tuple[str, str]:
+    """A speed-up (reference time / this time) in words, and its interval with the coverage
+    it has: ("2.31× faster than X", "2.10–2.52, 95 % CI"). A slower case reads "2.44× slower",
+    its interval turned the same way. A speed-up whose interval includes 1 is not a win nor a
+    loss: its point estimate and interval stay speed-ups, as the column header says, with
+    "not significant": ("0.41×, not significant", "0.32–2.38, 95 % CI")."""
+    value, low, high = ratio.estimate, ratio.low, ratio.high
     if not finite(value):
-        return MISSING
-    than = f" than {versus}" if versus else ""
+        return MISSING, ""
+    if ratio.finite and not ratio.significant:
+        against = f" vs {versus}" if versus else ""
+        return (
+            f"{fmt_ratio(value)}×{against}, {NOT_SIGNIFICANT}",
+            f"{fmt_ratio(low)}–{fmt_ratio(high)}, {ratio.label}",
+        )
+    word = "faster" if value >= 1 else "slower"
     if value < 1:
         value, low, high = 1 / value, 1 / high, 1 / low
-    interval = (
-        f" ({fmt_ratio(low)}–{fmt_ratio(high)})" if finite(low) else " (too few rounds for a CI)"
-    )
-    if finite(low) and not clear_difference(low, high):
-        return f"no clear difference{' from ' + versus if versus else ''}{interval}"
-    word = "faster" if ratio["ratio"] >= 1 else "slower"
-    return f"{fmt_ratio(value)}×{NBSP}{word}{than}{interval}"
+    words = f"{fmt_ratio(value)}×{NBSP}{word}{' than ' + versus if versus else ''}"
+    if not ratio.finite:
+        return words, "too few rounds for a CI"
+    return words, f"{fmt_ratio(low)}–{fmt_ratio(high)}, {ratio.label}"
+
+
+def fmt_speedup(ratio: Interval, versus: str = "") -> str:
+    """`2.31× faster than X (2.10–2.52, 95 % CI)`; see `speedup_parts`."""
+    words, interval = speedup_parts(ratio, versus)
+    return f"{words} ({interval})" if interval else words
+
+
+def fmt_half_width(half_width: object) -> str:
+    """The relative half-width of a median's interval: ±3.1 %, ±12 %, ±>1000 %."""
+    if not finite(half_width):
+        return MISSING
+    percent = 100 * float(half_width)
+    if percent >= 1000:
+        return f"±>1000{NBSP}%"
+    return f"±{percent:.2g}{NBSP}%" if percent < 10 else f"±{percent:.0f}{NBSP}%"
 
 
 def fmt_ratio(value: float) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.analysis.tables import tidy_tables
+from bench.analysis.intervals import Pool
+from bench.analysis.tables import between_pool, tidy_tables
 from bench.records import RUN_FILE, TABLE_NAMES, CaseRecord, RunMeta
 from bench.scenarios import Scenario
 from bench.store import RunStore
@@ -25,15 +26,19 @@ class Runs:
     rounds: pd.DataFrame
     curves: pd.DataFrame
     summary: pd.DataFrame
+    # run_id -> the between-process noise of the run's cases, which its intervals include
+    pools: dict[str, Pool] = field(default_factory=dict)
 
     @classmethod
     def load(cls, stores: Sequence[RunStore]) -> Runs:
         metas, records = [], {}
         frames: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_NAMES}
         scenarios: dict[str, Scenario] = {}
+        pools = {}
         for store in stores:
             meta, cases, defined = store.meta, store.cases(), store.scenarios()
             metas.append(meta)
+            pools[store.run_id] = between_pool(cases)
             for name, scenario in defined.items():
                 scenarios.setdefault(name, scenario)
             for case in cases:
@@ -41,7 +46,7 @@ class Runs:
             for name, frame in tidy_tables(cases, meta, defined).items():
                 frames[name].append(frame.assign(run_id=store.run_id))
         tables = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
-        return cls(list(stores), metas, records, scenarios, **tables)
+        return cls(list(stores), metas, records, scenarios, **tables, pools=pools)
 
     @property
     def multiple(self) -> bool:

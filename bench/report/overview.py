@@ -8,6 +8,7 @@ import math
 
 from bench import outcomes
 from bench.analysis import compare
+from bench.analysis.intervals import COVERAGE_LABEL
 from bench.analysis.noise import RunNoise, run_noise
 from bench.records import RunMeta
 from bench.report.format import (
@@ -324,6 +325,14 @@ def _cpu_then_devices(item: tuple[str, object]) -> tuple:
     return (not where.isdigit(), int(where) if where.isdigit() else 0, where)
 
 
+def _change_interval(case: compare.CaseComparison) -> str:
+    """The interval of a change, saying so when it leaves out the noise between processes."""
+    if not finite(case.low):
+        return MISSING
+    text = f"{case.low - 1:+.1%} to {case.high - 1:+.1%}"
+    return text if case.interval_label == COVERAGE_LABEL else f"{text} ({case.interval_label})"
+
+
 def comparison(baseline: RunStore, candidate: RunStore) -> dict:
     result = compare.compare_runs(baseline, candidate)
     rows = []
@@ -337,9 +346,7 @@ def comparison(baseline: RunStore, candidate: RunStore) -> dict:
                 "baseline": fmt_time(case.baseline_median, case.baseline_extrapolated),
                 "candidate": fmt_time(case.candidate_median, case.candidate_extrapolated),
                 "change": fmt_change(case.ratio),
-                "interval": (
-                    f"{case.low - 1:+.1%} to {case.high - 1:+.1%}" if finite(case.low) else MISSING
-                ),
+                "interval": _change_interval(case),
                 "p": fmt_num(case.p_value, 2),
                 "verdict": case.verdict,
                 "note": case.note,

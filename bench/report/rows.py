@@ -10,10 +10,19 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench import outcomes
-from bench.analysis.stats import clear_difference, describe, ratio_of_medians
-from bench.analysis.tables import SWEEP_PREFIX, comparable_times, measured_times
+from bench.analysis.intervals import NO_POOL, Interval, Pool, ratio_interval
+from bench.analysis.stats import describe
+from bench.analysis.tables import SWEEP_PREFIX, comparable_groups, comparable_times, measured_times
 from bench.records import DISTURBED_WAIT_SHARE
-from bench.report.format import finite, fmt_num, fmt_pct, fmt_size, fmt_speedup, fmt_threads
+from bench.report.format import (
+    finite,
+    fmt_half_width,
+    fmt_num,
+    fmt_pct,
+    fmt_size,
+    fmt_speedup,
+    fmt_threads,
+)
 from bench.report.load import Runs
 from bench.scenarios import Scenario
 
@@ -38,7 +47,9 @@ class CaseRow:
     # that a capped case is not fast for stopping early. Every view shows and ranks by it.
     comparable: list[float]
     sizes: dict[str, float] = field(default_factory=dict)  # sweep sizes that vary
-    speedup: dict = field(default_factory=dict)
+    groups: list[list[float]] = field(default_factory=list)  # comparable times per process
+    pool: Pool = NO_POOL  # the between-process noise of the case's run
+    speedup: Interval = field(default_factory=lambda: Interval(math.nan))
     reference: str = ""
     reference_host: str | None = None  # the machine the reference ran on
 
@@ -160,6 +171,8 @@ def case_rows(runs: Runs, scenario: Scenario) -> list[CaseRow]:
                 times=times,
                 comparable=comparable_times(record),
                 sizes=sizes,
+                groups=comparable_groups(record),
+                pool=runs.pools.get(values["run_id"], NO_POOL),
             )
         )
     _add_speedups(rows, scenario.original or None)
@@ -215,6 +228,11 @@ def _flags(values: dict, times: list[float]) -> list[str]:
     replaced = values.get("replaced_rounds")
     if finite(replaced) and replaced > 0:
         flags.append(f"re-run: {int(replaced)} disturbed round(s), kept out of the statistics")
+    if values.get("target_met") == False:  # noqa: E712
+        flags.append(
+            f"imprecise: interval {fmt_half_width(values.get('interval_half_width'))}, "
+            f"target {fmt_half_width(values.get('interval_target'))}"
+        )
     return flags
 
 
@@ -232,7 +250,7 @@ def _add_speedups(rows: list[CaseRow], original: str | None) -> None:
         for row in members:
             row.reference = reference.implementation
             row.reference_host = reference.host
-            row.speedup = ratio_of_medians(reference.comparable, row.comparable)
+            row.speedup = ratio_interval(reference.groups, row.groups, row.pool)
             if row.cross_machine:
                 row.flags.append(
                     f"other machine: ran on {row.host}, its reference {reference.implementation} "
@@ -258,9 +276,8 @@ def fastest_cases(rows: list[CaseRow]) -> dict[str, str]:
 
 
 def _indistinguishable(row: CaseRow, other: CaseRow) -> bool:
-    ratio = ratio_of_medians(row.comparable, other.comparable)
-    low, high = ratio["low"], ratio["high"]
-    return math.isfinite(low) and not clear_difference(low, high)
+    ratio = ratio_interval(row.groups, other.groups, row.pool)
+    return ratio.finite and not ratio.significant
 
 
 def speed_words(row: CaseRow) -> str:

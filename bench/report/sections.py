@@ -19,12 +19,13 @@ from bench.report.format import (
     NBSP,
     fmt_bytes,
     fmt_cores,
+    fmt_half_width,
     fmt_int,
     fmt_num,
     fmt_pct,
     fmt_seconds,
     fmt_size,
-    fmt_speedup,
+    speedup_parts,
 )
 from bench.report.load import Runs
 from bench.report.rows import (
@@ -96,11 +97,13 @@ def _reference_words(scenario: Scenario, rows: list[CaseRow]) -> str:
 
 
 def _time_cell(row: CaseRow) -> Cell:
-    iqr = f"IQR{NBSP}{fmt_seconds(row.time['iqr'])}" if row.time["n"] > 1 else ""
+    """The median, with its IQR and the half-width of its interval beneath."""
+    details = [f"IQR{NBSP}{fmt_seconds(row.time['iqr'])}"] if row.time["n"] > 1 else []
+    if (half_width := row.get("interval_half_width")) is not None:
+        details.append(f"{fmt_half_width(half_width)} ({row.get('interval_label')})")
     if row.extrapolated:
-        measured = f"{EXTRAPOLATED} · measured {fmt_seconds(row.wall['median'])}"
-        return Cell(fmt_seconds(row.time["median"]), f"{iqr} · {measured}" if iqr else measured)
-    return Cell(fmt_seconds(row.time["median"]), iqr)
+        details.append(f"{EXTRAPOLATED} · measured {fmt_seconds(row.wall['median'])}")
+    return Cell(fmt_seconds(row.time["median"]), " · ".join(details))
 
 
 def _speedup_cell(row: CaseRow) -> Cell:
@@ -108,8 +111,7 @@ def _speedup_cell(row: CaseRow) -> Cell:
         return Cell(MISSING)
     if row.implementation == row.reference:
         return Cell("reference")
-    main, _, interval = fmt_speedup(row.speedup).partition(" (")
-    detail = interval.rstrip(")")
+    main, detail = speedup_parts(row.speedup)
     if row.cross_machine:
         detail += f"{' · ' if detail else ''}across machines"
     if row.capped:

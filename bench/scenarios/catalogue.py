@@ -13,6 +13,8 @@ from bench.scenarios.model import (
     Optimizer,
     Published,
     Scenario,
+    full_budget,
+    quick_budget,
     smoke_budget,
 )
 
@@ -44,12 +46,9 @@ SCENARIOS: dict[str, Scenario] = {
             dtype="float64",
             budgets={
                 "smoke": smoke_budget(steps=5),
-                "quick": Budget(
-                    rounds=3, warmup_rounds=1, timeout_s=900, steps=5_000, eval_points=5
-                ),
-                "full": Budget(
-                    rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=30, eval_points=30
-                ),
+                # A fifth of an epoch: 10 000 examples, one at a time for numpy-pure.
+                "quick": quick_budget(steps=1_000, round_cap_s=2, case_budget_s=8),
+                "full": full_budget(timeout_s=7_200, epochs=30, eval_points=30),
             },
             target=0.94,
             published=(
@@ -88,12 +87,8 @@ SCENARIOS: dict[str, Scenario] = {
             sampling="with-replacement",
             budgets={
                 "smoke": smoke_budget(steps=5),
-                "quick": Budget(
-                    rounds=3, warmup_rounds=1, timeout_s=900, steps=1_000, eval_points=5
-                ),
-                "full": Budget(
-                    rounds=3, warmup_rounds=1, timeout_s=3_600, steps=10_000, eval_points=10
-                ),
+                "quick": quick_budget(steps=300, round_cap_s=2, case_budget_s=8),
+                "full": full_budget(timeout_s=3_600, steps=10_000, eval_points=10),
             },
             target=0.96,
             published=(
@@ -131,10 +126,8 @@ SCENARIOS: dict[str, Scenario] = {
             sampling="shuffled-epochs",
             budgets={
                 "smoke": smoke_budget(steps=5),
-                "quick": Budget(rounds=3, warmup_rounds=1, timeout_s=900, steps=469, eval_points=5),
-                "full": Budget(
-                    rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=100, eval_points=20
-                ),
+                "quick": quick_budget(steps=120, round_cap_s=2, case_budget_s=8),
+                "full": full_budget(timeout_s=7_200, epochs=100, eval_points=20),
             },
             target=0.97,
             published=(
@@ -168,19 +161,10 @@ SCENARIOS: dict[str, Scenario] = {
             sampling="shuffled-epochs",
             budgets={
                 "smoke": smoke_budget(steps=3),
-                # numpy-pure convolves one example at a time (about 7 s per step): capped, with
-                # room for numpy-vectorized (about 8 s here) to finish uncapped.
-                "quick": Budget(
-                    rounds=3,
-                    warmup_rounds=1,
-                    timeout_s=900,
-                    steps=118,
-                    eval_points=4,
-                    round_cap_s=25,
-                ),
-                "full": Budget(
-                    rounds=3, warmup_rounds=1, timeout_s=7_200, epochs=20, eval_points=20
-                ),
+                # A sixth of an epoch: torch takes about a second. numpy-pure convolves one
+                # example at a time (about 8 s per step of 512) and is capped after a step.
+                "quick": quick_budget(steps=20, round_cap_s=2, case_budget_s=12),
+                "full": full_budget(timeout_s=7_200, epochs=20, eval_points=20),
             },
             target=0.97,
             published=(
@@ -216,18 +200,9 @@ SCENARIOS: dict[str, Scenario] = {
             sampling="shuffled-epochs",
             budgets={
                 "smoke": smoke_budget(steps=3),
-                # As tch-cnn: numpy-pure is capped (2 s per step), numpy-vectorized takes 15 s.
-                "quick": Budget(
-                    rounds=3,
-                    warmup_rounds=1,
-                    timeout_s=900,
-                    steps=600,
-                    eval_points=4,
-                    round_cap_s=25,
-                ),
-                "full": Budget(
-                    rounds=3, warmup_rounds=1, timeout_s=14_400, epochs=20, eval_points=20
-                ),
+                # A tenth of an epoch; numpy-pure is capped (about 2.5 s per step of 100).
+                "quick": quick_budget(steps=60, round_cap_s=2, case_budget_s=12),
+                "full": full_budget(timeout_s=14_400, epochs=20, eval_points=20),
             },
             target=0.98,
             published=(
@@ -252,8 +227,10 @@ SCENARIOS: dict[str, Scenario] = {
             dtype="float64",
             budgets={
                 "smoke": Budget(rounds=2, warmup_rounds=1, timeout_s=120, n_samples=2_000),
-                "quick": Budget(rounds=5, warmup_rounds=1, timeout_s=900, n_samples=100_000),
-                "full": Budget(rounds=10, warmup_rounds=1, timeout_s=3_600, n_samples=1_000_000),
+                # Most fits take milliseconds: up to 20 rounds, as many as the interval needs
+                # (numpy-pure's loop over the points takes seconds, and no more than 4).
+                "quick": quick_budget(n_samples=100_000, max_rounds=20, case_budget_s=8),
+                "full": full_budget(timeout_s=3_600, n_samples=1_000_000, rounds=6, max_rounds=20),
             },
             target=1e-6,
             published=(

@@ -97,14 +97,21 @@ class Optimizer:
 
 @dataclass(frozen=True)
 class Budget:
-    """How much work one round does under a profile.
+    """How much work one round does under a profile, and how a case's rounds are measured.
 
     Trainers: exactly one of `steps` or `epochs` (epochs count mini-batches of the training
     set actually used, the last one short). `train_samples`/`test_samples` cap the data.
     Clusterers: `n_samples` points. `eval_points` is how many times per round the harness
     measures test accuracy (untimed) for the accuracy-vs-time curve. `round_cap_s` caps a
-    training round's time: the round stops after the `train` call that passes it and is
-    marked *capped* with the steps it did.
+    training round's time for an implementation too slow for it: the round stops after the
+    `train` call that passes it, if its CPU time says that even with every thread busy it
+    could not have finished in time, and is marked *capped* with the steps it did.
+
+    Measuring: the case's rounds run in `processes` worker processes or more, each with
+    `warmup_rounds` warm-up rounds first; `rounds` measured rounds in all at least, and, when
+    `max_rounds` is set, more until the interval of the case's median is within
+    +-`interval_target` (relative), the rounds reach `max_rounds`, or another process would
+    end after `case_budget_s` seconds of the case (`bench.analysis.stopping`).
     """
 
     rounds: int
@@ -117,6 +124,10 @@ class Budget:
     eval_points: int = 5
     n_samples: int | None = None
     round_cap_s: float | None = None  # stop a training round at the next `train` call after this
+    processes: int = 1
+    max_rounds: int | None = None  # None: exactly `rounds`
+    interval_target: float | None = None
+    case_budget_s: float | None = None
 
 
 def smoke_budget(steps: int) -> Budget:
@@ -130,6 +141,35 @@ def smoke_budget(steps: int) -> Budget:
         test_samples=200,
         eval_points=2,
     )
+
+
+# How the quick profile measures every scenario: two worker processes per case sharing at
+# least four measured rounds, more (up to twelve) until the median's interval is within
+# +-5 %, within the case's time budget. Accuracy is taken on at most 2 000 test images at
+# three points of a round, so that per-example implementations evaluate briefly.
+QUICK_MEASURING = dict(
+    processes=2,
+    rounds=4,
+    max_rounds=12,
+    interval_target=0.05,
+    warmup_rounds=1,
+    timeout_s=600,
+)
+# The full profile: the articles' budgets; one round in each of three processes or more (a
+# warm-up is cheap beside a round of this size), until +-3 %.
+FULL_MEASURING = dict(processes=3, rounds=3, max_rounds=10, interval_target=0.03, warmup_rounds=1)
+
+
+def quick_budget(*, case_budget_s: float, **work: float) -> Budget:
+    """The quick profile of a scenario: `work` sizes a round (steps, epochs, n_samples,
+    eval_points, round_cap_s), `case_budget_s` bounds the extra rounds of a case."""
+    defaults = dict(eval_points=3, test_samples=2_000) if "n_samples" not in work else {}
+    return Budget(**{**QUICK_MEASURING, **defaults, **work}, case_budget_s=case_budget_s)
+
+
+def full_budget(*, timeout_s: float, **work: float) -> Budget:
+    """The full profile of a scenario: the article's budget in `work`."""
+    return Budget(**{**FULL_MEASURING, **work}, timeout_s=timeout_s)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 One round: fresh trainer from the round's initial parameters, `load` (untimed), then the
 budget's steps in chunks; after each chunk the clock pauses while test accuracy is measured,
-which gives the accuracy-vs-time curve without charging evaluation to training.
+which gives the accuracy-vs-time curve without charging evaluation to training. A short
+warm-up (of a case's later processes) trains the first chunk only.
 """
 
 from __future__ import annotations
@@ -26,13 +27,22 @@ def accuracy(labels: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(labels == truth))
 
 
-# Train accuracy is measured on the first training examples only: on all 60 000, a
-# per-example implementation would spend longer evaluating than training.
+# Train accuracy is measured on the first training examples only (and no more than the
+# profile's test examples): on all 60 000, a per-example implementation would spend longer
+# evaluating than training.
 TRAIN_ACCURACY_EXAMPLES = 10_000
 # A round stopped by the time cap is too short for its accuracy to mean much (it is flagged
 # as capped), and the implementations that hit the cap are the slow ones: numpy-pure's CNN
 # needs minutes for 10 000 test images. Such a round is evaluated on the first few only.
-CAPPED_EVALUATION_EXAMPLES = 500
+CAPPED_EVALUATION_EXAMPLES = 100
+
+
+def too_slow_for_cap(cap: float, cpu_seconds: float, threads: int, done: int, steps: int) -> bool:
+    """Whether a round that has used `cpu_seconds` of CPU for `done` of its `steps` steps
+    could not finish within `cap` seconds even with all its `threads` busy all the time.
+    Decided from CPU time, which a busy machine hardly changes: a fast implementation slowed
+    down by its neighbours is not capped, one too slow for the budget is."""
+    return done > 0 and cpu_seconds / max(threads, 1) * steps / done > cap
 
 
 class TrainingRound:
@@ -40,7 +50,10 @@ class TrainingRound:
         self.context, self.index = context, index
         case, scenario, data = context.case, context.scenario, context.data
         self.steps = scenario.steps_for(case.profile, len(data.x_train))
-        edges = np.linspace(0, self.steps, max(1, context.budget.eval_points) + 1).round()
+        chunks = max(1, context.budget.eval_points)
+        if context.short_round(index):
+            self.steps, chunks = max(1, math.ceil(self.steps / chunks)), 1
+        edges = np.linspace(0, self.steps, chunks + 1).round()
         self.chunks = [int(n) for n in np.diff(edges) if n > 0]
         seed = case.seed + index
         self.trainer = context.implementation(
@@ -54,9 +67,10 @@ class TrainingRound:
 
     def run(self) -> None:
         """The timed target: everything outside `CLOCK.paused()` counts as training."""
-        data, cap = self.context.data, self.context.case.round_cap_s
+        data, case = self.context.data, self.context.case
+        cap = case.round_cap_s
         start = CLOCK.start()
-        start_wall = start[0]
+        start_wall, start_cpu = start
         self.done, self.capped, self.test_examples = 0, False, 0
         for chunk in self.chunks:
             for steps in self._train_calls(chunk):
@@ -64,7 +78,17 @@ class TrainingRound:
                 # On a GPU, wait for the queued work before any clock is read.
                 devices.synchronize(self.context.case.device)
                 self.done += steps
-                if cap is not None and CLOCK() - start_wall >= cap:
+                if (
+                    cap is not None
+                    and CLOCK() - start_wall >= cap
+                    # On a GPU the CPU mostly waits: its time says nothing of the work.
+                    and (
+                        case.device != "cpu"
+                        or too_slow_for_cap(
+                            cap, CLOCK.cpu() - start_cpu, case.threads, self.done, self.steps
+                        )
+                    )
+                ):
                     self.capped = self.done < self.steps
                     break
             with CLOCK.paused():
@@ -105,7 +129,8 @@ class TrainingRound:
         gpu = self.gpu.stop()
         # A short last batch of an epoch is counted as full: off by < 1 batch per epoch.
         samples = self.done * min(scenario.batch_size, len(data.x_train))
-        train_examples = self._evaluated(min(len(data.x_train), TRAIN_ACCURACY_EXAMPLES))
+        most = min(TRAIN_ACCURACY_EXAMPLES, context.budget.test_samples or TRAIN_ACCURACY_EXAMPLES)
+        train_examples = self._evaluated(min(len(data.x_train), most))
         target = next(
             (p.train_seconds for p in self.curve if p.test_accuracy >= scenario.target), None
         )

@@ -14,7 +14,7 @@ from bench.api import Implementation
 from bench.execution import contention
 from bench.execution.measure import CLOCK, round_cost
 from bench.outcomes import PluginExit
-from bench.records import Case, RoundRecord
+from bench.records import Case, ProcessPlan, RoundRecord
 from bench.scenarios import Budget, Scenario
 
 
@@ -35,6 +35,7 @@ class CaseContext:
     implementation: type[Implementation]
     data: Data
     on_round: Callable[[RoundRecord], None]  # called with each finished round's record
+    plan: ProcessPlan = field(default_factory=ProcessPlan)  # this process's share of the case
     records: list[RoundRecord] = field(default_factory=list)
     # The contention counters at the edges of the current round (end of setup, start of
     # teardown), and the index of the disturbed round it re-runs, if it is a retry.
@@ -46,6 +47,13 @@ class CaseContext:
     @property
     def budget(self) -> Budget:
         return self.scenario.budget(self.case.profile)
+
+    def is_warmup(self, index: int) -> bool:
+        return index < self.plan.first_round + self.plan.warmup_rounds
+
+    def short_round(self, index: int) -> bool:
+        """Whether round `index` is a short warm-up (one evaluation chunk)."""
+        return self.plan.short_warmup and self.is_warmup(index)
 
     def record_round(
         self,
@@ -61,7 +69,8 @@ class CaseContext:
         """Record round `index`: the costs every model has, then the model's own metrics."""
         record = RoundRecord(
             round=index,
-            warmup=index < self.case.warmup_rounds,
+            warmup=self.is_warmup(index),
+            process=self.plan.process,
             **round_cost(
                 wall=wall, cpu=cpu, threads=self.case.threads, samples=samples, peak_rss=peak_rss
             ),
@@ -92,11 +101,12 @@ class CaseContext:
 
 
 def run_rounds(benchmark, context: CaseContext, round_class: type) -> None:
-    """Time `round_class(context, index).run` with pytest-benchmark: warm-up rounds first
-    (recorded by us as cold start, excluded from pytest-benchmark's statistics), then the
-    measured ones, then re-runs of disturbed rounds (`--retry-disturbed`)."""
-    case = context.case
-    indices = itertools.count()
+    """Time `round_class(context, index).run` with pytest-benchmark: this process's warm-up
+    rounds first (the first process's is recorded as cold start; all are excluded from
+    pytest-benchmark's statistics), then its measured ones, then re-runs of disturbed rounds
+    (`--retry-disturbed`)."""
+    case, plan = context.case, context.plan
+    indices = itertools.count(plan.first_round)
 
     def setup() -> tuple[tuple, dict]:
         one_round = round_class(context, next(indices))
@@ -113,8 +123,8 @@ def run_rounds(benchmark, context: CaseContext, round_class: type) -> None:
         _exits_as_failures(round_class.run),
         setup=setup,
         teardown=teardown,
-        rounds=case.rounds,
-        warmup_rounds=case.warmup_rounds,
+        rounds=plan.rounds,
+        warmup_rounds=plan.warmup_rounds,
     )
     _retry_disturbed(context, setup, _exits_as_failures(round_class.run), teardown)
     # pytest-benchmark's statistics are of the rounds in ours, with the times they measured
@@ -127,10 +137,11 @@ def run_rounds(benchmark, context: CaseContext, round_class: type) -> None:
 
 
 def _retry_disturbed(context: CaseContext, setup, run, teardown) -> None:
-    """Re-run disturbed measured rounds, at most `case.retry_disturbed` re-runs for the case,
-    each a fresh round with the next index (and so the next seed); a re-run that is disturbed
-    again may be re-run in turn. The disturbed round stays recorded, out of the statistics."""
-    for _ in range(context.case.retry_disturbed):
+    """Re-run disturbed measured rounds, at most `plan.retry_disturbed` re-runs in this process
+    (what its earlier processes left of the case's `--retry-disturbed`), each a fresh round
+    with the next index (and so the next seed); a re-run that is disturbed again may be re-run
+    in turn. The disturbed round stays recorded, out of the statistics."""
+    for _ in range(context.plan.retry_disturbed):
         disturbed = [
             r.round
             for r in context.records

@@ -1,4 +1,6 @@
-"""A trainer that takes a fixed time per step, to exercise the per-round time cap."""
+"""Trainers that take a fixed time per step, to exercise the per-round time cap: one that
+computes for it (too slow for a short cap), one that waits for it (fast, but slowed down
+by something else, as a busy machine does)."""
 
 import time
 
@@ -6,16 +8,22 @@ import numpy as np
 
 from bench.api import Trainer, register
 
+STEP_SECONDS = 0.01
+
 
 @register
 class SlowSteps(Trainer):
+    """Spends STEP_SECONDS of CPU time per step."""
+
     name, model, framework = "slow-steps", "mlp", "none"
 
     def load(self, x_train, y_train):
         pass
 
     def train(self, steps):
-        time.sleep(0.01 * steps)
+        end = time.process_time() + STEP_SECONDS * steps
+        while time.process_time() < end:
+            pass
         return 1.0
 
     def predict(self, x):
@@ -23,3 +31,14 @@ class SlowSteps(Trainer):
 
     def parameters(self):
         return dict(self.initial_parameters)
+
+
+@register
+class WaitingSteps(SlowSteps):
+    """Waits STEP_SECONDS per step, using no CPU: its time is not its own."""
+
+    name = "waiting-steps"
+
+    def train(self, steps):
+        time.sleep(STEP_SECONDS * steps)
+        return 1.0
