@@ -210,3 +210,23 @@ def test_gpu_and_cpu_cases_are_ranked_apart_in_the_report(tmp_path):
     html = report.write([store], tmp_path / "reports").read_text()
     assert 'tch-mlp</a> <span class="note">on cuda</span>' in html
     assert "GPU 300\xa0MiB · 85\xa0% busy" in html
+
+
+def test_the_gpu_peak_is_measured_on_the_device_or_says_why_not(tmp_path, monkeypatch):
+    """The GPU's GEMM rate and bandwidth come from a process of their own, through torch;
+    without a GPU the figure is an error that names the device, and is not cached."""
+    import torch
+
+    from bench.execution import peak
+
+    monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path / "peak.json"))
+    environment = {"gpu": None, "cpu_model": "test"}
+    result = peak.machine_peak(1, environment, device="cuda")
+    if torch.cuda.is_available():
+        assert result["gemm_gflops"] > 0 and result["bandwidth_gbs"] > 0
+        assert result["device"] == "cuda" and result["tf32"] is False
+    else:
+        assert "no CUDA device here for cuda" in result["error"]
+        assert not (tmp_path / "peak.json").exists()
+    # the GPU's entry is kept apart from the CPU's at any thread count
+    assert peak.cache_key(environment, 1, "cuda") != peak.cache_key(environment, 1)

@@ -90,7 +90,7 @@ def measured(tmp_path, monkeypatch):
     monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path / "peak.json"))
     calls = []
 
-    def fake(threads, seconds=1.0, timeout=120):
+    def fake(threads, seconds=1.0, timeout=120, device="cpu"):
         calls.append(threads)
         return {"threads": threads, "gemm_gflops": 100.0 + len(calls)}
 
@@ -132,7 +132,7 @@ def test_the_peak_is_measured_again_when_old_or_asked(measured):
 
 def test_a_failed_peak_measurement_is_not_cached(tmp_path, monkeypatch):
     monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path / "peak.json"))
-    monkeypatch.setattr(peak, "measure_in_subprocess", lambda threads: {"error": "no BLAS"})
+    monkeypatch.setattr(peak, "measure_in_subprocess", lambda threads, **_: {"error": "no BLAS"})
     assert peak.machine_peak(1, MACHINE)["error"] == "no BLAS"
     assert not (tmp_path / "peak.json").exists()
 

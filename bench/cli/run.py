@@ -328,6 +328,11 @@ def new_run(
                     str(n): peak.machine_peak(n, meta.environment, remeasure=args.remeasure_peak)
                     for n in sorted(set(thread_counts))
                 }
+                # A GPU case's GFLOP/s are a share of its GPU's peak, stored under its name.
+                for device in sorted({c.device for c in cases if c.will_run} - {"cpu"}):
+                    peaks[device] = peak.machine_peak(
+                        1, meta.environment, remeasure=args.remeasure_peak, device=device
+                    )
             store.update_meta(machine_peak=peaks)
             console.print(_peak_line(peaks))
         yield store, cases
@@ -356,8 +361,9 @@ def _peak_line(peaks: Mapping[str, dict]) -> str:
             f"Machine peak: from the cache, measured {', '.join(sorted(dates))} (kept "
             f"{MAX_AGE_DAYS} days; --remeasure-peak measures it now)"
         )
-    if any("error" in p for p in peaks.values()):
-        return "Machine peak: could not be measured (run.json says why)"
+    if failed := [where for where, p in peaks.items() if "error" in p]:
+        named = ", ".join(f"{w} threads" if w.isdigit() else w for w in failed)
+        return f"Machine peak: could not be measured for {named} (run.json says why)"
     return "Machine peak: measured now, and cached for the next runs on this machine"
 
 

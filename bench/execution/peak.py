@@ -1,4 +1,6 @@
-"""The machine's physical limits at one thread count: GEMM rate and memory bandwidth.
+"""The machine's physical limits at one thread count: GEMM rate and memory bandwidth; and
+a GPU's, for the cases that run on one (`--device cuda`: torch's matrix product and a copy
+on the device, with TF32 off as in the cases).
 
 Cases report achieved GFLOP/s as a share of these. The measurement runs in a fresh process
 (`python -m bench.execution.peak --threads N`) because BLAS reads its thread caps once, when
@@ -57,8 +59,11 @@ def cache_file() -> Path:
     return Path(override) if override else Path(platformdirs.user_cache_dir("bench")) / "peak.json"
 
 
-def cache_key(environment: dict, threads: int) -> str:
-    """What the peak at `threads` depends on, as one string: CPU, cores, BLAS, threads."""
+def cache_key(environment: dict, threads: int, device: str = "cpu") -> str:
+    """What the peak at `threads` (or on a GPU) depends on, as one string: CPU, cores, BLAS,
+    threads; for a GPU, the machine's GPUs (as nvidia-smi names them) and the device."""
+    if device != "cpu":
+        return json.dumps({"gpu": environment.get("gpu"), "device": device}, sort_keys=True)
     blas = [
         {field: pool.get(field) for field in BLAS_KEY_FIELDS}
         for pool in environment.get("blas") or ()
@@ -69,19 +74,24 @@ def cache_key(environment: dict, threads: int) -> str:
 
 
 def machine_peak(
-    threads: int, environment: dict, *, remeasure: bool = False, now: dt.datetime | None = None
+    threads: int,
+    environment: dict,
+    *,
+    remeasure: bool = False,
+    now: dt.datetime | None = None,
+    device: str = "cpu",
 ) -> dict:
     """The peak at `threads` on the machine `environment` describes: from the cache when it
     was measured there less than MAX_AGE_DAYS ago (and `remeasure` is false), else measured
     now and cached. `source` says which, `measured_at` when; a failed measurement has an
     `error` and is not cached."""
     now = now or dt.datetime.now()
-    key = cache_key(environment, threads)
+    key = cache_key(environment, threads, device)
     cache = _read_cache()
     cached = cache.get(key)
     if not remeasure and isinstance(cached, dict) and _fresh(cached, now):
         return {**cached, "source": CACHED}
-    result = measure_in_subprocess(threads)
+    result = measure_in_subprocess(threads, device=device)
     if "error" in result:
         return {**result, "source": MEASURED}
     result = {**result, "measured_at": now.isoformat(timespec="seconds")}
@@ -106,9 +116,13 @@ def _read_cache() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def measure_in_subprocess(threads: int, seconds: float = 1.0, timeout: float = 120) -> dict:
+def measure_in_subprocess(
+    threads: int, seconds: float = 1.0, timeout: float = 120, device: str = "cpu"
+) -> dict:
     """Run this module in a fresh process; on any failure, a dict with "error"."""
     arguments = ["-m", "bench.execution.peak", "--threads", str(threads), "--seconds", str(seconds)]
+    if device != "cpu":
+        arguments += ["--device", device]
     failure = {"threads": threads, "command": [sys.executable, *arguments]}
     try:
         completed = launcher.run_python(arguments, threads=threads, timeout=timeout)
@@ -154,6 +168,57 @@ def measure(threads: int, seconds: float) -> dict[str, Any]:
         "seconds_requested": seconds,
         "seconds_taken": time.perf_counter() - started,
         "thread_settings": thread_limits.describe(),
+    }
+
+
+# Large enough to fill a data-centre GPU, small enough (3 matrices: 0.8 GB in float32) for any.
+DEVICE_GEMM_SIZES = {"float32": 8192, "float64": 4096}
+DEVICE_COPY_BYTES = 2**30
+
+
+def measure_device(device: str, seconds: float) -> dict[str, Any]:
+    """A GPU's GEMM rates and memory bandwidth through torch, each call synchronised."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit(f"no CUDA device here for {device} (torch {torch.__version__})")
+    torch.backends.cuda.matmul.allow_tf32 = False  # as in the cases (execution.devices)
+    started = time.perf_counter()
+    gemm_seconds, gemm_f64_seconds, bandwidth_seconds = (seconds * s for s in BUDGET_SHARES)
+
+    def synchronised(run):
+        def call():
+            run()
+            torch.cuda.synchronize(device)
+
+        return call
+
+    def gemm(dtype: str, budget: float) -> float:
+        n = DEVICE_GEMM_SIZES[dtype]
+        a, b = (torch.rand((n, n), device=device, dtype=getattr(torch, dtype)) for _ in "ab")
+        out = torch.empty_like(a)
+        call = synchronised(lambda: torch.matmul(a, b, out=out))
+        call()  # warm-up: the kernel's first launch, cuBLAS's workspace
+        return 2 * n**3 / _best_time(call, budget) / 1e9
+
+    source = torch.ones(DEVICE_COPY_BYTES // 4, device=device)
+    destination = torch.empty_like(source)
+    copy = synchronised(lambda: destination.copy_(source))
+    copy()
+    bandwidth = 2 * DEVICE_COPY_BYTES / _best_time(copy, bandwidth_seconds) / 1e9
+    return {
+        "device": device,
+        "name": torch.cuda.get_device_name(device),
+        "gemm_gflops": gemm("float32", gemm_seconds),
+        "gemm_n": DEVICE_GEMM_SIZES["float32"],
+        "gemm_f64_gflops": gemm("float64", gemm_f64_seconds),
+        "gemm_f64_n": DEVICE_GEMM_SIZES["float64"],
+        "bandwidth_gbs": bandwidth,
+        "bandwidth_array_bytes": DEVICE_COPY_BYTES,
+        "statistic": "best repetition",
+        "tf32": False,
+        "seconds_requested": seconds,
+        "seconds_taken": time.perf_counter() - started,
     }
 
 
@@ -231,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--threads", type=int, required=True, help="thread count to measure at")
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), or a GPU: cuda, cuda:N")
     arguments = parser.parse_args(argv)
     if arguments.threads < 1:
         parser.error("--threads must be at least 1")
@@ -239,6 +305,9 @@ def main(argv: list[str] | None = None) -> None:
     thread_limits.limit_environment(arguments.threads)
     import numpy  # noqa: F401  (imported only now, under the caps)
 
+    if arguments.device != "cpu":
+        print(json.dumps(measure_device(arguments.device, arguments.seconds)))
+        return
     thread_limits.apply_to_frameworks(arguments.threads)
     print(json.dumps(measure(arguments.threads, arguments.seconds)))
 
