@@ -16,6 +16,7 @@ import hangs or crashes is reported broken, and the command goes on without it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -35,7 +36,20 @@ from bench.plugins.declarations import BrokenPlugin, Plugin, PluginInfo, Registr
 from bench.plugins.loading import ENTRY_POINT_GROUP, Source
 from bench.scenarios import catalogue, model
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "implementations"
+
+def _builtin_dir() -> Path:
+    """The bundled implementations: a checkout's `implementations/` beside `bench/`, else
+    the copy a wheel or sdist installed as the data-only package `bench_implementations`."""
+    checkout = Path(__file__).resolve().parents[2] / "implementations"
+    if checkout.is_dir():
+        return checkout
+    installed = importlib.util.find_spec("bench_implementations")
+    if installed is not None and installed.submodule_search_locations:
+        return Path(next(iter(installed.submodule_search_locations))).resolve()
+    return checkout  # neither: reported as "not a folder" by discovery
+
+
+BUILTIN_DIR = _builtin_dir()
 CACHE_FILE = Path(platformdirs.user_cache_dir("bench")) / "plugins.json"
 # The harness modules whose change alters what a plugin declares: the contract, the scenarios
 # support is declared for, and how declarations are read.
