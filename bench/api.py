@@ -262,6 +262,9 @@ class Collected:
 
     classes: list[type[Implementation]] = field(default_factory=list)
     missing_imports: list[str] = field(default_factory=list)
+    # Trainer or Clusterer subclasses the source defines but never registers, described as
+    # "MyMLP (a Trainer, in path/to/file.py)"; found by the harness's loader, not by `register`.
+    unregistered: list[str] = field(default_factory=list)
 
 
 _collecting: contextvars.ContextVar[Collected | None] = contextvars.ContextVar(

@@ -57,9 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_broken(found: plugins.Registry, consequence: str = "") -> None:
+    """The plugins that failed to load, and the classes a plugin forgot to register."""
     for broken in found.broken:
         errors.print(
             f"[red]broken plugin[/] {escape(broken.source)}: {escape(broken.error)}{consequence}"
+        )
+    for forgotten in found.unregistered:
+        errors.print(
+            f"[yellow]warning:[/] {escape(forgotten.what)} is never registered: forgot @register?"
         )
 
 

@@ -140,10 +140,19 @@ class BrokenPlugin:
     details: str  # traceback, for --verbose output and the results store
 
 
+@dataclass(frozen=True)
+class Unregistered:
+    """A Trainer or Clusterer subclass a plugin source defines but never registers."""
+
+    source: str
+    what: str  # "MyMLP (a Trainer, in path/to/file.py)"
+
+
 @dataclass
 class Registry:
     plugins: list[Plugin] = field(default_factory=list)
     broken: list[BrokenPlugin] = field(default_factory=list)
+    unregistered: list[Unregistered] = field(default_factory=list)
 
     def names(self) -> list[str]:
         return sorted({p.name for p in self.plugins})

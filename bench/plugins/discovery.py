@@ -32,7 +32,7 @@ from bench import api
 from bench.execution import launcher
 from bench.files import write_cache
 from bench.plugins import declarations
-from bench.plugins.declarations import BrokenPlugin, Plugin, PluginInfo, Registry
+from bench.plugins.declarations import BrokenPlugin, Plugin, PluginInfo, Registry, Unregistered
 from bench.plugins.loading import ENTRY_POINT_GROUP, Source
 from bench.scenarios import catalogue, model
 
@@ -86,16 +86,21 @@ def discover(
     for source, target in sources:
         key = _cache_key(source, target)
         if key in cache:
-            infos = [PluginInfo.from_json(item) for item in cache[key]]
+            infos = [PluginInfo.from_json(item) for item in cache[key]["declared"]]
+            unregistered = cache[key]["unregistered"]
         else:
             declared = _declare_in_subprocess(source)
             if isinstance(declared, BrokenPlugin):
                 registry.broken.append(declared)
                 continue
-            infos = declared
+            infos, unregistered = declared
             if key is not None:
-                cache[key] = [asdict(info) for info in infos]
+                cache[key] = {
+                    "declared": [asdict(info) for info in infos],
+                    "unregistered": unregistered,
+                }
                 cache_changed = True
+        registry.unregistered += [Unregistered(source, what) for what in unregistered]
         for info in infos:
             identity = (info.name, info.model)
             if identity in seen:
@@ -115,9 +120,9 @@ def discover(
     return registry
 
 
-def _declare_in_subprocess(source: str) -> list[PluginInfo] | BrokenPlugin:
-    """What `source` declares, imported in a fresh process that gets the import time limit;
-    what it prints is passed on."""
+def _declare_in_subprocess(source: str) -> tuple[list[PluginInfo], list[str]] | BrokenPlugin:
+    """What `source` declares (and the classes it forgot to register), imported in a fresh
+    process that gets the import time limit; what it prints is passed on."""
     try:
         limit = _import_timeout()
     except ValueError as error:  # every source not cached is then reported with the fix
@@ -153,7 +158,7 @@ def _declare_in_subprocess(source: str) -> list[PluginInfo] | BrokenPlugin:
             )  # fmt: skip
     if "error" in result:
         return BrokenPlugin(source, result["error"], result["details"])
-    return [PluginInfo.from_json(item) for item in result["declared"]]
+    return [PluginInfo.from_json(item) for item in result["declared"]], result["unregistered"]
 
 
 def _import_timeout() -> float:
