@@ -158,3 +158,41 @@ def test_a_users_scenario_and_dataset_from_files_end_to_end(tmp_path, digits):
     assert json.loads((results / from_idx / "run.json").read_text())["datasets"]["digits-mlp"][
         "files"
     ]
+
+
+KMEANS_ON_DIGITS = """
+[scenarios.digits-kmeans]
+title = "K-Means on scikit-learn's digits"
+model = "kmeans"
+dataset = "digits.npz"
+dtype = "float64"
+kmeans = { n_clusters = 10, n_features = 64 }
+budgets.smoke = { n_samples = 500 }
+budgets.quick = {}
+budgets.full = {}
+"""
+
+
+def test_a_kmeans_scenario_on_a_dataset_file_and_a_sweep_of_a_users_scenario(tmp_path, digits):
+    (tmp_path / "kmeans.toml").write_text(textwrap.dedent(KMEANS_ON_DIGITS), encoding="utf-8")
+    results = tmp_path / "results"
+    common = ["--profile", "smoke", "--offline", "--no-peak", "--no-check", "--threads", "1"]
+    done = bench_command(
+        "run", "--scenarios", str(tmp_path / "kmeans.toml"), "-i", "numpy-vectorized,sklearn",
+        *common, results=results,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = results.iterdir()
+    cases = {r.case.implementation: r for r in RunStore(run).cases()}
+    assert {r.status for r in cases.values()} == {"ok"}
+    numpy, sklearn = cases["numpy-vectorized"].rounds[-1], cases["sklearn"].rounds[-1]
+    assert numpy.samples == 500 and numpy.n_iter == sklearn.n_iter
+    assert numpy.inertia == pytest.approx(sklearn.inertia, rel=1e-9)
+    assert 0 < numpy.adjusted_rand_index <= 1  # against the digits' own labels
+
+    swept = bench_command(
+        "sweep", "--scenarios", str(digits["toml"]), "-s", "digits-mlp", "--over", "steps",
+        "--sizes", "10,20", "-i", "numpy-vectorized", *common, results=tmp_path / "sweep",
+    )  # fmt: skip
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert "Scaling" in swept.stdout and "digits-mlp" in swept.stdout
