@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import runs
 from conftest import PLUGINS, bench_command, smoke_args, stored_cases
 
 from bench import outcomes, report
@@ -100,20 +101,7 @@ def test_no_check_skips_the_gate_and_flags_every_number_unverified(tmp_path, gat
 
 
 def _case(source: Path, scenario: str = "dlfs-mlp") -> Case:
-    return Case(
-        scenario=scenario,
-        implementation="halfway",
-        model="mlp",
-        framework="numpy",
-        source=f"path:{source}",
-        threads=1,
-        device="cpu",
-        profile="smoke",
-        rounds=1,
-        warmup_rounds=0,
-        timeout_s=60,
-        seed=0,
-    )
+    return runs.case(scenario, "halfway", source=f"path:{source}")
 
 
 @pytest.fixture

@@ -26,25 +26,9 @@ sys.path.insert(0, str(ROOT))
 from bench import plugins  # noqa: E402
 from bench.cli.options import split  # noqa: E402
 from bench.conformance import gate  # noqa: E402
+from bench.execution import plan  # noqa: E402
 from bench.records import Case  # noqa: E402
 from bench.scenarios import known, scenario_to_json  # noqa: E402
-
-
-def pair_case(plugin: plugins.Plugin, scenario_name: str) -> Case:
-    return Case(
-        scenario=scenario_name,
-        implementation=plugin.name,
-        model=plugin.model,
-        framework=plugin.framework,
-        source=plugin.source,
-        threads=1,
-        device="cpu",
-        profile="quick",
-        rounds=1,
-        warmup_rounds=0,
-        timeout_s=60,
-        seed=0,
-    )
 
 
 def measure(case: Case, definition: dict, warm_repeats: int) -> tuple[float, float, str]:
@@ -82,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for name in chosen:
                 scenario = scenarios[name]
-                if scenario.model != plugin.model or plugin.why_unsupported(scenario):
+                if scenario.model != plugin.model:
                     continue
-                case = pair_case(plugin, name)
+                (case,) = plan.plan(found, [scenario], implementations=[plugin.name],
+                                    thread_counts=[1])  # fmt: skip
+                if not case.will_run:
+                    continue
                 cold, warm, verdict = measure(case, scenario_to_json(scenario), args.warm_repeats)
                 rows.append((plugin.name, name, cold, warm, verdict))
                 print(f"{plugin.name:18} {name:14} cold {cold:7.2f} s   warm {warm * 1e3:7.1f} ms"

@@ -6,10 +6,8 @@ by their mean, and each point goes to the centroid c with the smallest ‖c‖²
 the same for every centroid), the first one on an equal value. Everything is in the
 scenario's dtype.
 
-Convergence and `n_iter` follow scikit-learn's `_kmeans_single_lloyd`: stop when no label
-changed (strict convergence), or when the summed squared centroid shift is at most
-`kmeans_shift_tolerance(x, tol)`; then (unless strict) assign labels once more to the final
-centroids. A cluster left empty takes the farthest point (`relocate_empty_clusters`).
+Stopping, `n_iter` and empty clusters follow scikit-learn's `_kmeans_single_lloyd` too
+(`relocate_empty_clusters` moves the farthest point into an empty cluster).
 """
 
 from __future__ import annotations

@@ -6,10 +6,8 @@ same for every centroid), computed for a chunk of points at a time: the temporar
 (chunk, k) whatever the number of points, so 10 million points fit in memory. Everything is
 in the scenario's dtype; the clusters' sums are accumulated in float64 (`np.bincount`).
 
-Convergence and `n_iter` follow scikit-learn's `_kmeans_single_lloyd`: stop when no label
-changed (strict convergence), or when the summed squared centroid shift is at most
-`kmeans_shift_tolerance(x, tol)`; then (unless strict) assign labels once more to the final
-centroids. A cluster left empty takes the farthest point (`relocate_empty_clusters`).
+The loop, `n_iter` and the empty clusters (`relocate_empty_clusters`) are scikit-learn's
+`_kmeans_single_lloyd`'s.
 """
 
 from __future__ import annotations
