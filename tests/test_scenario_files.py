@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, scenarios
+from bench import cli, plugins, scenarios
 from bench.execution import plan
 from bench.scenarios import SCENARIOS, ScenarioFileError, read_scenario_file, scenario_to_json
 
@@ -255,3 +255,11 @@ def test_a_user_scenario_is_planned_and_stored_with_its_definition(tmp_path):
     (chosen,) = plan.select_scenarios(["my-kmeans"])
     assert scenario_to_json(chosen)["kmeans"]["n_features"] == 3
     assert replace(chosen, name="x") != chosen  # frozen data, as the catalogue's
+
+
+def test_a_users_scenario_gets_the_deviations_an_implementation_declares_for_all(tmp_path):
+    scenarios.use([write(tmp_path, KMEANS)], environment=False, installed=False)
+    (chosen,) = plan.select_scenarios(["my-kmeans"])
+    found = plugins.discover(installed=False)
+    (case,) = plan.plan(found, [chosen], implementations=["linfa"], thread_counts=[1])
+    assert any("linfa's incremental K-Means step" in text for text in case.deviations)
