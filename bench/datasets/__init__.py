@@ -109,7 +109,7 @@ def resolve(
                     f"{name}: {check.path} failed verification ({check.detail}); skipping it"
                     + (" (your own data? give it with --dataset PATH)" if yours else "")
                 )
-        if yours and any(not check.ok for check in checks):
+        if yours and any(_not_published(check, location) for check in checks):
             rejected.append(location)
         tried.append(describe_unusable(spec, location, checks))
 
@@ -149,6 +149,12 @@ def resolve(
         log(f"WARNING: {reason}")
         return DatasetResolution(name, FALLBACK, location, reason, downloaded=False)
     raise DatasetError(f"{name} is not available: {looked}. {how_to_provide(name)}")
+
+
+def _not_published(check: FileCheck, location: Path) -> bool:
+    """Whether a check found a file whose content is not the published one (not a folder or
+    file that could not be read: that is reported, and the search goes on)."""
+    return not check.ok and check.path != location and not check.detail.startswith("unreadable")
 
 
 def load_images(resolution: DatasetResolution) -> ImageSplit:
