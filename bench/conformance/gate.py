@@ -11,7 +11,8 @@ The checks run in a process of their own, started limited to 1 thread as a worke
 thread-limit check looks at that process instead of starting another. Verdicts are cached in
 `<user cache dir>/conformance/`, keyed by
 
-- the plugin's source: a digest of every file of its folder (or of its distribution),
+- the plugin's source: a digest of every file of its folder, or its distribution's name and
+  version (`plugins.source_digest`, which a cluster compares between machines too),
 - the harness: its version and a digest of the checks, the reference math and the contract,
 - the scenario's definition as the run stored it, with the digests of a dataset file,
 
@@ -36,7 +37,7 @@ from pathlib import Path
 import platformdirs
 
 import bench
-from bench import outcomes
+from bench import outcomes, plugins
 from bench.execution import launcher, threads
 from bench.files import atomic_write_json, write_cache
 from bench.records import Case, Conformance
@@ -47,17 +48,20 @@ CACHE_DIR = Path(platformdirs.user_cache_dir("bench")) / "conformance"
 GATE_TIMEOUT_S = 600.0
 HARNESS_ROOT = Path(bench.__file__).resolve().parent
 # The harness files a verdict depends on: the checks, the reference math, the contract, the
-# initial parameters and the checks' own data.
+# initial parameters, the thread limits and the checks' own data. (Not the whole package, as
+# a cluster compares it: a change to the report must not run every check again.)
 HARNESS_FILES = (
     "conformance",
     "reference.py",
     "api.py",
     "execution/weights.py",
-    "datasets/mnist5k.py",
+    "execution/threads.py",
+    "datasets",
     "scenarios/model.py",
+    "scenarios/stored.py",
 )
-# Plugin files that are not its source: caches and build outputs.
-IGNORED_PARTS = {"__pycache__", "target", ".pytest_cache"}
+# Harness files that are not its source.
+IGNORED_PARTS = {"__pycache__"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,37 +158,9 @@ def harness_digest() -> str:
 
 
 @functools.cache
-def source_digest(source: str) -> str:
-    """A digest of every file of a plugin: its folder or file ("path:…"), or the files its
-    distribution installed ("entry-point:…")."""
-    kind, _, rest = source.partition(":")
-    digest = hashlib.sha256(source.encode())
-    if kind == "path":
-        target = Path(rest)
-        files = _files(target)
-        root = target if target.is_dir() else target.parent
-    else:
-        point = next(
-            (
-                ep
-                for ep in importlib.metadata.entry_points(group="bench.implementations")
-                if ep.name == rest.split(" (", 1)[0]
-            ),
-            None,
-        )
-        distribution = point.dist if point is not None else None
-        located = (
-            [Path(str(f.locate())) for f in (distribution.files or [])] if distribution else []
-        )
-        files = sorted(p for p in located if p.is_file() and not IGNORED_PARTS & set(p.parts))
-        root = Path("/")
-        digest.update(
-            f"{distribution.name} {distribution.version}".encode() if distribution else b""
-        )
-    for path in files:
-        digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def source_digest(source: str) -> str | None:
+    """The digest of a plugin's files (`plugins.source_digest`), once per command."""
+    return plugins.source_digest(source)
 
 
 def _files(target: Path) -> list[Path]:
