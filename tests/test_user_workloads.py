@@ -196,3 +196,21 @@ def test_a_kmeans_scenario_on_a_dataset_file_and_a_sweep_of_a_users_scenario(tmp
     )  # fmt: skip
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert "Scaling" in swept.stdout and "digits-mlp" in swept.stdout
+
+
+def test_a_users_scenario_and_dataset_file_run_on_a_local_cluster(tmp_path, digits):
+    """The workers get the definition the run stored (they read no scenario file) and find
+    the dataset file at its path, checked by SHA-256."""
+    pytest.importorskip("distributed")
+    results = tmp_path / "results"
+    done = bench_command(
+        "run", "--cluster", "local:1", "--scenarios", str(digits["toml"]),
+        "-i", "numpy-vectorized", "--profile", "smoke", "--offline", "--no-peak",
+        "--no-check", "--threads", "1", results=results,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = results.iterdir()
+    (record,) = RunStore(run).cases()
+    assert record.status == "ok", record.reason
+    assert record.worker["dataset_location"] == str(digits["npz"])
+    assert record.measured_rounds[0].steps == 60
