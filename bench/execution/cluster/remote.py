@@ -55,7 +55,7 @@ def measure_remote(
             now = runner.timestamp()
             record = CaseRecord(case, outcomes.FAILED, local, started_at=now, ended_at=now)
             return {"record": record.to_json(), "benchmark": None, "worker": worker}
-        measured = runner.measure_case(local, workdir, definition)
+        measured = runner.measure_case(local, workdir, definition=definition)
         benchmark = measured.benchmark_file
         return {
             "record": measured.record.to_json(),
