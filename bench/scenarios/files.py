@@ -15,16 +15,22 @@ value found and the values that are valid.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 from bench import names
 from bench.scenarios.model import (
+    FULL_MEASURING,
     MODELS,
     PROFILES,
+    QUICK_MEASURING,
     Budget,
     Conv2d,
     Dense,
@@ -45,15 +51,20 @@ SAMPLINGS = ("shuffled-epochs", "with-replacement")
 DTYPES = ("float32", "float64")
 LAYER_TYPES = ("dense", "conv2d", "maxpool2d", "flatten")
 
-# What a profile's budget is when the file leaves a field out. smoke is seconds per case on a
-# slice of the data (the tests' size); quick and full use all of it.
+# What a profile's budget is when the file leaves a field out: how the built-in scenarios of
+# that profile are measured (smoke: seconds per case on a slice of the data, the tests'
+# size; quick and full: `QUICK_MEASURING`, `FULL_MEASURING`), with a bound on the extra
+# rounds of a quick case.
 BUDGET_DEFAULTS: dict[str, dict[str, Any]] = {
     "smoke": dict(
         rounds=2, warmup_rounds=1, timeout_s=120, eval_points=2, train_samples=300, test_samples=200
     ),
-    "quick": dict(rounds=3, warmup_rounds=1, timeout_s=900, eval_points=5),
-    "full": dict(rounds=3, warmup_rounds=1, timeout_s=3_600, eval_points=5),
+    "quick": dict(eval_points=3, test_samples=2_000, case_budget_s=30, **QUICK_MEASURING),
+    "full": dict(eval_points=5, timeout_s=3_600, **FULL_MEASURING),
 }
+# The fields of a budget that say how a case is measured rather than how big a round is.
+MEASURING = ("rounds", "warmup_rounds", "timeout_s", "processes", "max_rounds",
+             "interval_target", "case_budget_s")  # fmt: skip
 
 
 class ScenarioFileError(ValueError):
@@ -248,7 +259,7 @@ def _budget(fields: _Fields, profile: str, model: str) -> Budget:
     amounts = ("n_samples",) if model == "kmeans" else ("steps", "epochs")
     sizes = () if model == "kmeans" else ("train_samples", "test_samples", "eval_points")
     capped = () if model == "kmeans" else ("round_cap_s",)
-    fields.only("rounds", "warmup_rounds", "timeout_s", *amounts, *sizes, *capped)
+    fields.only(*MEASURING, *amounts, *sizes, *capped)
     given = [key for key in amounts if key in fields.data]
     if model != "kmeans" and len(given) != 1:
         raise fields.error(
@@ -256,10 +267,19 @@ def _budget(fields: _Fields, profile: str, model: str) -> Budget:
             f"{', '.join(given) or 'neither'})"
         )
     defaults = BUDGET_DEFAULTS[profile]
+    rounds = fields.integer("rounds", default=defaults["rounds"], minimum=1)
     values = dict(
-        rounds=fields.integer("rounds", default=defaults["rounds"], minimum=1),
+        rounds=rounds,
         warmup_rounds=fields.integer("warmup_rounds", default=defaults["warmup_rounds"], minimum=0),
         timeout_s=fields.number("timeout_s", default=defaults["timeout_s"], above=0),
+        processes=fields.integer("processes", default=defaults.get("processes", 1), minimum=1),
+        max_rounds=fields.integer("max_rounds", default=defaults.get("max_rounds"), minimum=rounds),
+        interval_target=fields.number(
+            "interval_target", default=defaults.get("interval_target"), above=0, below=1
+        ),
+        case_budget_s=fields.number(
+            "case_budget_s", default=defaults.get("case_budget_s"), above=0
+        ),
     )
     if model == "kmeans":
         return Budget(**values, n_samples=fields.integer("n_samples", default=None, minimum=1))
