@@ -37,7 +37,7 @@ bench-full: setup  ## the articles' exact budgets (hours); then the HTML report
 
 bench-overhead: setup  ## the harness's own cost per round, with a do-nothing trainer
 	$(BIN)/bench run --plugins tests/plugins/noop --impl noop --scenario dlfs-mlp \
-		--profile quick --rounds 20 --dataset mnist-5k --no-peak
+		--profile quick --rounds 20 --dataset mnist-5k --no-peak --no-check
 
 report: setup  ## the HTML report of the latest run (reports/latest.html)
 	$(BIN)/bench report

@@ -55,9 +55,11 @@ __all__ = [
     "PluginError",
     "Scenario",
     "Trainer",
+    "cluster_means",
     "kmeans_shift_tolerance",
     "optional_imports",
     "register",
+    "relocate_empty_clusters",
 ]
 
 
@@ -173,6 +175,42 @@ def kmeans_shift_tolerance(x: np.ndarray, tol: float, chunk_rows: int = 65_536) 
     return float(tol * np.mean(squares / len(x)))
 
 
+def relocate_empty_clusters(
+    x_centred: np.ndarray,
+    centroids: np.ndarray,
+    labels: np.ndarray,
+    sums: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """scikit-learn's rule for clusters an assignment left empty, in place on the clusters'
+    `sums` and `counts`: the i-th empty cluster (in index order) takes the i-th farthest point
+    from the centroid it was assigned to (equal distances: the lower index first), and that
+    point leaves its old cluster; `labels` keep the old cluster until the next assignment.
+    Nothing moves when every point sits on its centroid. `centroids` are those the points
+    were assigned to, in the same (centred) coordinates as `x_centred`."""
+    empty = np.flatnonzero(counts == 0)
+    if not len(empty):
+        return
+    distances = ((x_centred - centroids[labels]) ** 2).sum(axis=1)
+    if distances.max() == 0:
+        return
+    farthest = np.argsort(-distances, kind="stable")[: len(empty)]
+    for cluster, point in zip(empty, farthest, strict=True):
+        old = labels[point]
+        sums[old] -= x_centred[point]
+        counts[old] -= 1
+        sums[cluster] = x_centred[point]
+        counts[cluster] = 1
+
+
+def cluster_means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each cluster's mean from its sum and count; a cluster still empty (nothing could be
+    moved into it) takes the mean of the largest cluster, the first one if several are."""
+    means = sums / np.maximum(counts, 1)[:, None]
+    means[counts == 0] = means[np.argmax(counts)]
+    return means
+
+
 class BatchSampler:
     """The order of mini-batches, shared so that every implementation can see the same data.
 
@@ -224,6 +262,9 @@ class Collected:
 
     classes: list[type[Implementation]] = field(default_factory=list)
     missing_imports: list[str] = field(default_factory=list)
+    # Trainer or Clusterer subclasses the source defines but never registers, described as
+    # "MyMLP (a Trainer, in path/to/file.py)"; found by the harness's loader, not by `register`.
+    unregistered: list[str] = field(default_factory=list)
 
 
 _collecting: contextvars.ContextVar[Collected | None] = contextvars.ContextVar(

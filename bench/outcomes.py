@@ -18,6 +18,10 @@ INTERRUPTED = "interrupted"  # Ctrl-C; `bench run --resume` runs it again
 # Its stored file cannot be read back (truncated, not JSON, fields missing): set by the store
 # when reading, never by a worker; `bench run --resume` runs it again.
 DAMAGED = "damaged"
+# It ran, but its implementation failed a conformance check on the scenario before it was
+# timed (`bench.conformance.gate`): its numbers are shown with the failed check, never ranked,
+# charted as fastest or used as the reference of speed-ups.
+NON_CONFORMING = "non-conforming"
 
 STATUSES = (
     OK,
@@ -30,11 +34,24 @@ STATUSES = (
     CRASHED,
     INTERRUPTED,
     DAMAGED,
+    NON_CONFORMING,
 )
 NOT_RUN = (SKIPPED, UNSUPPORTED)
 # A case stored with one of these has no final record: `--resume` runs it again. Any other
 # stored status is final, and is never replaced.
 RUN_AGAIN = (INTERRUPTED, DAMAGED)
+
+
+# What the conformance gate found of a case's implementation on its scenario, before timing.
+CONFORMING = "conforming"  # every check passed
+UNVERIFIED = "unverified"  # not checked (`bench run --no-check`): flagged wherever it is shown
+VERDICTS = (CONFORMING, NON_CONFORMING, UNVERIFIED)
+
+
+def gated(status: str, verdict: str | None) -> str:
+    """The status a case ends with once the gate's verdict is counted: one that ran ok is
+    non-conforming when its implementation failed the gate; any other end stays as it is."""
+    return NON_CONFORMING if status == OK and verdict == NON_CONFORMING else status
 
 
 class Diverged(ArithmeticError):

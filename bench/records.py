@@ -40,7 +40,8 @@ TABLE_NAMES = ("rounds", "curves", "summary")
 # Held (an advisory lock) by the one `bench run` writing the run; names the holder.
 LOCK_FILE = "writer.lock"
 # A case's work folder, shared by the runner and its worker.
-CASE_FILE = "case.json"
+CASE_FILE = "case.json"  # the Case, and its scenario's definition under SCENARIO_KEY
+SCENARIO_KEY = "scenario_definition"
 ROUNDS_FILE = "rounds.jsonl"  # one RoundRecord per line, appended as each round ends
 BENCHMARK_FILE = "benchmark.json"  # pytest-benchmark's own JSON
 OUTCOME_FILE = "outcome.json"  # the worker's last act
@@ -99,6 +100,46 @@ class DatasetResolution(_Flat):
     location: str = ""  # the folder or file holding the verified files, or a description
     fallback_reason: str | None = None
     downloaded: bool = False
+    # "built-in" (a catalogue dataset) or "file" (the user's folder of IDX files or .npz)
+    kind: str = "built-in"
+    # A file dataset: each file's SHA-256 by its name relative to `location`, every array's
+    # {"shape", "dtype"} (x_train, y_train, x_test, y_test), and how many classes it has.
+    files: dict[str, str] | None = None
+    arrays: dict[str, dict] | None = None
+    classes: int | None = None
+
+    @property
+    def from_file(self) -> bool:
+        return self.kind == "file"
+
+
+@dataclass(frozen=True)
+class Conformance(_Flat):
+    """The conformance gate's verdict on a case's implementation and scenario, decided before
+    the case is timed: `outcomes.CONFORMING`, `NON_CONFORMING` or `UNVERIFIED` (not checked).
+    `failed` lists each failed check as {"check", "detail"}."""
+
+    verdict: str
+    failed: tuple[dict, ...] = ()
+    checks: int = 0  # how many checks ran (or were read from the cache)
+    cached: bool = False
+    seconds: float | None = None  # what checking cost this time (0 when read from the cache)
+
+    @property
+    def failed_checks(self) -> str:
+        """The failed checks' names: "matches-reference, exact-steps"."""
+        return ", ".join(item["check"].split("/")[-1] for item in self.failed)
+
+    @property
+    def reason(self) -> str:
+        """Why a case is non-conforming, check by check."""
+        details = "; ".join(f"{item['check']}: {item['detail']}" for item in self.failed)
+        return f"failed the conformance check(s) {self.failed_checks} before timing: {details}"
+
+    @classmethod
+    def from_json(cls, data: dict) -> Conformance:
+        known, _ = _known(cls, data)
+        return cls(**{**known, "failed": tuple(known.get("failed") or ())})
 
 
 @dataclass(frozen=True)
@@ -129,6 +170,8 @@ class Case:
     overrides: dict = field(default_factory=dict)  # sweep sizes, e.g. {"n_samples": 10_000}
     status: str | None = None  # set in advance for cases that will not run
     reason: str | None = None
+    # The conformance gate's verdict, set before the case runs (None: not gated yet)
+    conformance: Conformance | None = None
     id: str = ""
 
     def __post_init__(self) -> None:
@@ -151,18 +194,20 @@ class Case:
         data = dataclasses.asdict(self)
         data["deviations"] = list(self.deviations)
         data["dataset"] = self.dataset.to_json() if self.dataset else None
+        data["conformance"] = self.conformance.to_json() if self.conformance else None
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> Case:
         known, _ = _known(cls, data)
-        dataset = known.get("dataset")
+        dataset, conformance = known.get("dataset"), known.get("conformance")
         return cls(
             **{
                 **known,
                 "deviations": tuple(known.get("deviations") or ()),
                 "overrides": dict(known.get("overrides") or {}),
                 "dataset": DatasetResolution.from_json(dataset) if dataset else None,
+                "conformance": Conformance.from_json(conformance) if conformance else None,
             }
         )
 
@@ -342,10 +387,12 @@ class CaseRecord:
         rounds: tuple[RoundRecord, ...] = (),
         **fields: Any,
     ) -> CaseRecord:
+        verdict = case.conformance.verdict if case.conformance else None
+        status = outcomes.gated(outcome.status, verdict)
         return cls(
             case=case,
-            status=outcome.status,
-            reason=outcome.reason,
+            status=status,
+            reason=case.conformance.reason if status != outcome.status else outcome.reason,
             details=outcome.details or None,
             threads=outcome.threads,
             pytest_exit_code=outcome.pytest_exit_code,

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.api import KMeansResult, kmeans_shift_tolerance
+from bench.api import (
+    KMeansResult,
+    cluster_means,
+    kmeans_shift_tolerance,
+    relocate_empty_clusters,
+)
 from bench.scenarios import Conv2d, Dense, Flatten, MaxPool2d, Optimizer, Scenario
 
 
@@ -261,45 +266,73 @@ def train_full_batch(
 
 
 # --- K-Means -----------------------------------------------------------------------------
+#
+# Lloyd's algorithm exactly as scikit-learn's `KMeans(algorithm="lloyd").fit` computes it, so
+# that its `n_iter_`, labels and centroids are the ones every implementation must reproduce:
+#
+# - Centred data. The points and the centroids are shifted by the mean of the points, and a
+#   point's distance to centroid c is compared as ‖c‖² − 2·x·c (‖x‖² is the same for every
+#   centroid). Far from the origin, the uncentred form loses the digits that tell close
+#   centroids apart; centred, it does not.
+# - Ties. The smallest computed ‖c‖² − 2·x·c wins, the lowest index on an equal value. A
+#   point equidistant from two centroids in exact arithmetic (grid data, duplicated points)
+#   is thus decided by how this expression rounds, which is what `KMeans.fit` does.
+# - Empty clusters. A cluster left without points takes the point farthest from the centroid
+#   it was assigned to (the i-th empty cluster, in index order, the i-th farthest point), and
+#   that point's contribution leaves its old cluster; its label stays until the next
+#   iteration. When every point sits on its centroid there is nothing to move: an empty
+#   cluster then takes the centroid of the largest cluster.
+# - Stopping. Stop when the labels equal those of the iteration before (strict convergence),
+#   or when the summed squared centroid shift is at most `kmeans_shift_tolerance(x, tol)`, or
+#   after `max_iter` iterations; in the last two cases the points are labelled once more, by
+#   the returned centroids.
+
+
+def centred_scores(x_centred: np.ndarray, centroids_centred: np.ndarray) -> np.ndarray:
+    """‖c‖² − 2·x·c for every point and centroid, on centred data: the squared distance up
+    to ‖x‖², which does not change which centroid is nearest."""
+    norms = np.einsum("ij,ij->i", centroids_centred, centroids_centred)
+    return norms[None, :] - 2 * (x_centred @ centroids_centred.T)
 
 
 def nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of the closest centroid (the first one on a tie, as scikit-learn)."""
-    return ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    """Index of the nearest centroid of every point, by the rule above (data centred by the
+    mean of `x`; the lowest index on an equal score)."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    scores = centred_scores(x - mean, np.asarray(centroids, dtype=np.float64) - mean)
+    return scores.argmin(axis=1)
 
 
 def kmeans(x: np.ndarray, init_centroids: np.ndarray, max_iter: int, tol: float) -> KMeansResult:
-    """Lloyd from `init_centroids`, counting iterations exactly as scikit-learn's `n_iter_`.
-
-    Iteration i assigns every point to its nearest centroid, then moves each centroid to the
-    mean of its points. It stops when the labels equal those of iteration i−1, or when the
-    summed squared centroid shift is at most `kmeans_shift_tolerance(x, tol)`, or after
-    `max_iter` iterations; in the last two cases the labels are assigned once more so that
-    they match the returned centroids.
-    """
+    """Lloyd from `init_centroids` by the rules above, in float64, counting iterations as
+    scikit-learn's `n_iter_`."""
     x = np.asarray(x, dtype=np.float64)
-    centroids = np.asarray(init_centroids, dtype=np.float64).copy()
+    mean = x.mean(axis=0)
+    x_centred = x - mean
+    centroids = np.asarray(init_centroids, dtype=np.float64) - mean
+    k = len(centroids)
     threshold = kmeans_shift_tolerance(x, tol)
     previous = np.full(len(x), -1)
     n_iter = 0
     while n_iter < max_iter:
         n_iter += 1
-        labels = nearest_centroid(x, centroids)
-        counts = np.bincount(labels, minlength=len(centroids))
-        if (counts == 0).any():
-            # scikit-learn would move the empty centroid to a far point; no scenario needs it.
-            raise ValueError(f"cluster(s) {np.flatnonzero(counts == 0).tolist()} became empty")
-        new = np.stack([x[labels == k].mean(axis=0) for k in range(len(centroids))])
+        labels = centred_scores(x_centred, centroids).argmin(axis=1)
+        counts = np.bincount(labels, minlength=k)
+        sums = np.stack([x_centred[labels == j].sum(axis=0) for j in range(k)])
+        relocate_empty_clusters(x_centred, centroids, labels, sums, counts)
+        new = cluster_means(sums, counts)
         shift = float(((new - centroids) ** 2).sum())
         centroids = new
         if np.array_equal(labels, previous):  # the means did not move: labels match centroids
-            return _kmeans_result(x, centroids, labels, n_iter)
+            return _kmeans_result(x_centred, centroids, labels, n_iter, mean)
         if shift <= threshold:
             break
         previous = labels
-    return _kmeans_result(x, centroids, nearest_centroid(x, centroids), n_iter)
+    labels = centred_scores(x_centred, centroids).argmin(axis=1)
+    return _kmeans_result(x_centred, centroids, labels, n_iter, mean)
 
 
-def _kmeans_result(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray, n_iter: int):
-    inertia = float(((x - centroids[labels]) ** 2).sum())
-    return KMeansResult(centroids, labels, n_iter, inertia)
+def _kmeans_result(x_centred, centroids, labels, n_iter, mean) -> KMeansResult:
+    inertia = float(((x_centred - centroids[labels]) ** 2).sum())
+    return KMeansResult(centroids + mean, labels, n_iter, inertia)

@@ -259,11 +259,13 @@ def test_search_locations_in_priority_order(isolated):
     cache = isolated / "cache" / "bench" / "datasets"
     assert datasets.search_locations("mnist") == [
         isolated / "data" / "mnist",
+        isolated / "data",
         cache / "mnist",
         isolated / "keras" / "datasets" / "mnist.npz",
     ]
     assert datasets.search_locations("fashion-mnist") == [
         isolated / "data" / "fashion-mnist",
+        isolated / "data",
         cache / "fashion-mnist",
         isolated / "keras" / "datasets" / "fashion-mnist",
         isolated / "debian" / "fashion-mnist",

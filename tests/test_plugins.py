@@ -6,7 +6,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench import plugins
+from bench import cli, plugins
 
 PLUGINS = Path(__file__).parent / "plugins"
 
@@ -205,3 +205,49 @@ def test_one_requirement_rule_for_discovery_and_bench_check(tmp_path):
     assert plugin.missing == ("nosuchpkg.sub",)
     (result,) = conformance.run_checks(plugin.cls, ["dlfs-mlp"])
     assert not result.passed and result.detail == plugin.unavailable_reason
+
+
+FORGOTTEN = """
+import numpy as np
+from bench.api import Trainer, register
+
+
+class MyNumpyMLP(Trainer):
+    name, model, framework = "my-numpy", "mlp", "numpy"
+
+
+class Base(Trainer):
+    framework = "numpy"
+
+
+@register
+class Derived(Base):
+    name, model = "derived", "mlp"
+"""
+
+
+def test_a_subclass_never_registered_is_named_with_forgot_register(tmp_path, capsys):
+    (tmp_path / "mine.py").write_text(FORGOTTEN)
+    found = plugins.discover([tmp_path], builtin=False, installed=False)
+    assert [p.name for p in found.plugins] == ["derived"]  # a registered class's base is fine
+    (forgotten,) = found.unregistered
+    assert forgotten.what == f"MyNumpyMLP (a Trainer, in {tmp_path / 'mine.py'})"
+
+    assert cli.main(["list", "--plugins", str(tmp_path)]) == 0
+    assert "MyNumpyMLP (a Trainer, in" in capsys.readouterr().err
+    # bench check of the name the user meant: the folder's names and the forgotten class,
+    # not a built-in that merely looks alike ("Did you mean 'numpy-pure'?").
+    assert cli.main(["check", "my-numpy", "--plugins", str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{tmp_path} registers derived" in err
+    assert "it defines MyNumpyMLP (a Trainer, in" in err and "forgot @register?" in err
+    assert "numpy-pure'?" not in err
+    assert cli.main(["check", "derivd", "--plugins", str(tmp_path)]) == 2
+    assert "registers derived (did you mean 'derived'?)" in " ".join(
+        capsys.readouterr().err.split()
+    )
+
+
+def test_no_bundled_or_test_plugin_forgets_to_register():
+    found = plugins.discover([PLUGINS / "faulty", PLUGINS / "halfway", PLUGINS / "noop"])
+    assert found.unregistered == []

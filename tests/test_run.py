@@ -238,6 +238,7 @@ def _capped_run(tmp_path, implementation: str, cap: str) -> tuple:
     results = tmp_path / "results"
     done = bench_command(
         "run", "--profile", "quick", "--dataset", "mnist-5k", "--offline", "--no-peak",
+        "--no-check",
         "--plugins", str(PLUGINS / "faulty"), "--impl", implementation, "--scenario", "dlfs-mlp",
         "--rounds", "2", "--warmup", "0", "--round-cap", cap, results=results,
     )  # fmt: skip

@@ -94,24 +94,36 @@ CNN_MATH = """
 
 KMEANS_MATH = """
     def fit(self, x, init_centroids, max_iter, tol):
-        centroids, previous = init_centroids.copy(), None
+        from bench.api import cluster_means, relocate_empty_clusters
+
+        mean = x.mean(axis=0)
+        x = x - mean
+        centroids, previous = init_centroids - mean, None
         for n_iter in range(1, max_iter + 1):
-            labels = self.predict(x, centroids)
-            new = np.stack([x[labels == k].mean(axis=0) for k in range(len(centroids))])
+            labels = self.nearest(x, centroids)
+            counts = np.bincount(labels, minlength=len(centroids))
+            sums = np.stack([x[labels == k].sum(axis=0) for k in range(len(centroids))])
+            relocate_empty_clusters(x, centroids, labels, sums, counts)
+            new = cluster_means(sums, counts).astype(x.dtype)
             shift, centroids = ((new - centroids) ** 2).sum(), new
             if previous is not None and (labels == previous).all():
                 break
             if shift <= kmeans_shift_tolerance(x, tol):
-                labels = self.predict(x, centroids)
+                labels = self.nearest(x, centroids)
                 break
             previous = labels
         else:
-            labels = self.predict(x, centroids)
+            labels = self.nearest(x, centroids)
         inertia = float(((x - centroids[labels]) ** 2).sum())
-        return KMeansResult(centroids, labels, n_iter, inertia)
+        return KMeansResult(centroids + mean, labels, n_iter, inertia)
 
     def predict(self, x, centroids):
-        return ((x[:, None, :] - centroids[None]) ** 2).sum(axis=2).argmin(axis=1)
+        mean = x.mean(axis=0)
+        return self.nearest(x - mean, np.asarray(centroids, x.dtype) - mean)
+
+    def nearest(self, x, centroids):
+        norms = np.einsum("ij,ij->i", centroids, centroids)
+        return (norms - 2 * (x @ centroids.T)).argmin(axis=1)
 """
 
 

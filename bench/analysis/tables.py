@@ -58,8 +58,16 @@ MEDIAN_COLUMNS = [
     "load_average",
 ]
 SWEEP_PREFIX = "sweep_"
-# Ten classes: 10% is chance. Below 15% test accuracy a trainer has not learned anything.
-CHANCE_LEVEL_ACCURACY = 0.15
+# Ten classes: 10% is chance. Below 15% test accuracy a trainer has not learned anything;
+# with another number of classes, below 1.5 times its chance level (one in `classes`).
+CHANCE_LEVEL_FACTOR = 1.5
+CHANCE_LEVEL_ACCURACY = CHANCE_LEVEL_FACTOR / 10
+
+
+def chance_level_accuracy(scenario: Scenario | None) -> float:
+    """The test accuracy below which a trainer of `scenario` has not learned."""
+    classes = scenario.classes if scenario is not None and scenario.trains else 10
+    return CHANCE_LEVEL_FACTOR / (classes or 10)
 
 
 def comparable_times(record: CaseRecord) -> list[float]:
@@ -154,7 +162,13 @@ def tidy_tables(
                 }
                 for point in record.curve or ()
             ]
-        summary.append({**_summary_row(case, ids, case_rounds), **_interval_columns(case, pool)})
+        scenario = scenarios.get(case.case.scenario)
+        summary.append(
+            {
+                **_summary_row(case, ids, case_rounds, chance_level_accuracy(scenario)),
+                **_interval_columns(case, pool),
+            }
+        )
     shared = _shared_a_machine(cases, meta)
     for row, case in zip(summary, cases, strict=True):
         row["host"] = case_host(case, meta)
@@ -222,14 +236,19 @@ def _threads_in_force(case: CaseRecord) -> str | None:
     return ", ".join(map(str, sorted(set(counts)))) or None
 
 
-def _summary_row(case: CaseRecord, ids: dict, rounds: list[dict]) -> dict:
+def _summary_row(case: CaseRecord, ids: dict, rounds: list[dict], chance: float) -> dict:
     measured = [r for r in rounds if r["counted"]]
     warmups = case.warmup_rounds
     dataset = case.case.dataset
+    conformance = case.case.conformance
     row = {
         **ids,
         "status": case.status,
         "reason": case.reason,
+        # The conformance gate's verdict before timing (none in runs older than the gate):
+        # unverified numbers are flagged, non-conforming cases never ranked.
+        "conformance": conformance.verdict if conformance else None,
+        "failed_checks": conformance.failed_checks if conformance else None,
         "dataset_fallback": dataset.fallback_reason if dataset else None,
         "rounds": len(measured_times(case)),
         **_spread("train_seconds", measured_times(case)),
@@ -251,5 +270,5 @@ def _summary_row(case: CaseRecord, ids: dict, rounds: list[dict]) -> dict:
         row[f"{column}_median"] = describe([r.get(column) for r in measured])["median"]
     # A trainer that did not learn must not pass for a fast one: flag it wherever it is shown.
     accuracy = row["test_accuracy_median"]
-    row["at_chance_level"] = bool(math.isfinite(accuracy) and accuracy < CHANCE_LEVEL_ACCURACY)
+    row["at_chance_level"] = bool(math.isfinite(accuracy) and accuracy < chance)
     return row

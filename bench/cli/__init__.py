@@ -10,6 +10,7 @@ bench compare A B [--fail-above 5%] run B against run A, case by case; exit 1 on
 bench sweep -s S [--sizes 1e4,1e5] [--threads 1,2]   a run over growing sizes; scaling exponents
 bench data [fetch NAME | verify [NAME]]
 bench check IMPL [--scenario S]     the conformance suite: does IMPL follow the contract?
+Every command takes --scenarios PATH (or $BENCH_SCENARIOS): your own scenario files.
 bench new NAME [--model mlp|cnn|kmeans]  write a plugin skeleton in implementations/NAME
 bench doctor [--threads N]          is this machine fit to measure on? advice if not
 """
@@ -24,9 +25,9 @@ from collections.abc import Iterator
 
 from rich.markup import escape
 
-from bench import datasets
+from bench import datasets, scenarios
 from bench.cli import check, compare, data, doctor, listing, new, report, run, show, sweep
-from bench.cli.options import Groups, UsageError
+from bench.cli.options import Groups, UsageError, add_scenarios_option
 from bench.cli.terminal import errors
 from bench.execution.cluster import ClusterError
 from bench.names import UnknownName
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     groups = Groups()
     for command in COMMANDS:
         command.add_parser(commands, groups)
+    for subparser in commands.choices.values():  # every command knows the user's scenarios
+        add_scenarios_option(subparser)
     return parser
 
 
@@ -78,8 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     _stacks_on_sigusr1()
     try:
         with _stop_signals_as_interrupt():
+            scenarios.use(args.scenarios)
             return args.func(args)
-    except (UsageError, UnknownName, RunUnavailable, datasets.DatasetError) as error:
+    except (
+        UsageError,
+        UnknownName,
+        RunUnavailable,
+        datasets.DatasetError,
+        scenarios.ScenarioFileError,
+    ) as error:
         errors.print(f"[red]error:[/] {escape(str(error))}")
         return 2
     except ClusterError as error:  # no case ran: unreachable, refused, or Dask missing

@@ -4,6 +4,7 @@ contract, on any implementation found (including one just written)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.markup import escape
 
@@ -12,7 +13,7 @@ from bench.cli.listing import print_broken
 from bench.cli.options import Groups, UsageError, split
 from bench.cli.terminal import console
 from bench.execution import plan
-from bench.names import check_name
+from bench.names import UnknownName, closest
 
 
 def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
@@ -26,12 +27,42 @@ def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
     parser.set_defaults(func=run)
 
 
+def _unknown(name: str, found: plugins.Registry, folders: list[Path]) -> str:
+    """Why `name` is not found: what each --plugins folder does register (and what it defines
+    without registering, or fails to import), then every name there is."""
+    said = [f"unknown implementation {name!r}."]
+    for folder in folders:
+        inside = f"path:{Path(folder).resolve()}"
+        here = sorted({p.name for p in found.plugins if p.source.startswith(inside)})
+        forgotten = [u.what for u in found.unregistered if u.source.startswith(inside)]
+        broken = [
+            b.source.removeprefix("path:") for b in found.broken if b.source.startswith(inside)
+        ]
+        text = f"{folder} registers " + (", ".join(here) if here else "no implementation")
+        if here and (suggestion := closest(name, here)):
+            text += f" (did you mean {suggestion!r}?)"
+        if forgotten:
+            text += (
+                f"; it defines {', '.join(forgotten)} without registering it (forgot @register?)"
+            )
+        if broken:
+            text += f"; {', '.join(broken)} failed to import (see above)"
+        said.append(text + ".")
+    if not folders:
+        suggestion = closest(name, found.names())
+        if suggestion:
+            said.append(f"Did you mean {suggestion!r}?")
+    said.append(f"Valid: {', '.join(found.names())}.")
+    return " ".join(said)
+
+
 def run(args: argparse.Namespace) -> int:
     from bench import conformance  # imports the reference math only for this command
 
     found = plugins.discover(args.plugins)
     print_broken(found)
-    check_name("implementation", args.impl, found.names())
+    if args.impl not in found.names():
+        raise UnknownName(_unknown(args.impl, found, args.plugins))
     scenarios = plan.select_scenarios(split(args.scenario))
     models = {s.model for s in scenarios}
     chosen = [p for p in found.plugins if p.name == args.impl and p.model in models]

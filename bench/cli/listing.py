@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
-from bench import plugins
+from bench import datasets, plugins
 from bench.cli.options import Groups
 from bench.cli.terminal import console, errors
-from bench.scenarios import PROFILES, SCENARIOS, Scenario
+from bench.scenarios import PROFILES, Scenario, known, origin
 
 
 def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
@@ -25,9 +26,13 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title="Scenarios", title_justify="left")
     for column in ("scenario", "model", "dataset", "smoke / quick / full budget", "what"):
         table.add_column(column)
-    for s in SCENARIOS.values():
+    for s in known().values():
         budgets = " / ".join(_budget_text(s, p) for p in PROFILES)
-        table.add_row(s.name, s.model, s.dataset, budgets, escape(s.title))
+        source = origin(s.name)
+        what = escape(s.title) + (
+            "" if source == "built-in" else f"\n[dim]from {escape(source)}[/]"
+        )
+        table.add_row(s.name, s.model, escape(dataset_text(s.dataset)), budgets, what)
     console.print(table)
 
     table = Table(title="Implementations", title_justify="left")
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         if p.available:
             unsupported = [
                 f"{s.name}: {why}"
-                for s in SCENARIOS.values()
+                for s in known().values()
                 if s.model == p.model and (why := p.why_unsupported(s))
             ]
             status = "[green]available[/]" + "".join(
@@ -52,10 +57,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_broken(found: plugins.Registry, consequence: str = "") -> None:
+    """The plugins that failed to load, and the classes a plugin forgot to register."""
     for broken in found.broken:
         errors.print(
             f"[red]broken plugin[/] {escape(broken.source)}: {escape(broken.error)}{consequence}"
         )
+    for forgotten in found.unregistered:
+        errors.print(
+            f"[yellow]warning:[/] {escape(forgotten.what)} is never registered: forgot @register?"
+        )
+
+
+def dataset_text(dataset: str) -> str:
+    """A scenario's dataset as tables show it: a built-in name, or a file's own name."""
+    return dataset if datasets.is_name(dataset) else Path(dataset).name
 
 
 def _budget_text(scenario: Scenario, profile: str) -> str:
@@ -64,4 +79,6 @@ def _budget_text(scenario: Scenario, profile: str) -> str:
         return f"{budget.n_samples:,} pts"
     if budget.steps:
         return f"{budget.steps:,} steps"
-    return f"{budget.epochs:g} ep"
+    if budget.epochs:
+        return f"{budget.epochs:g} ep"
+    return "all points"

@@ -104,6 +104,18 @@ class Groups:
         )
 
 
+def add_scenarios_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenarios",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="also load the scenarios of this TOML file or folder of them (repeatable; "
+        "$BENCH_SCENARIOS too, separated by ':'); `bench run` then runs these by default",
+    )
+
+
 def open_run(results_dir: str | None, run: str | None) -> RunStore:
     """RUN (an id or a folder) in the results folder, or the latest run there."""
     root = results_root(results_dir)

@@ -11,6 +11,7 @@ import errno
 import shlex
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rich.markup import escape
@@ -38,9 +39,16 @@ from bench.cli.options import (
 from bench.cli.options import thread_counts as parse_thread_counts
 from bench.cli.terminal import console, errors, print_run
 from bench.execution import cluster, doctor, plan, runner, threads
-from bench.names import check_name
-from bench.records import BrokenPluginRecord, Case, CaseRecord, DatasetResolution, RunMeta
-from bench.scenarios import Scenario, scenario_to_json
+from bench.names import unknown_name_message
+from bench.records import (
+    BrokenPluginRecord,
+    Case,
+    CaseRecord,
+    Conformance,
+    DatasetResolution,
+    RunMeta,
+)
+from bench.scenarios import SCENARIOS, Scenario, scenario_to_json
 from bench.store import RunStore, new_run_id, results_root
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -65,6 +73,7 @@ PLAN_OPTIONS = {
     "round_cap": "--round-cap",
     "retry_disturbed": "--retry-disturbed",
     "seed": "--seed",
+    "no_check": "--no-check",
 }
 # Errors that stop a run because its files cannot be written: what happened, what frees the way.
 _CANNOT_WRITE = {
@@ -85,8 +94,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", "-p", help=f"smoke, {DEFAULT_PROFILE} (default) or full")
     parser.add_argument(
         "--dataset",
+        metavar="NAME|PATH",
         help="image dataset instead of the scenario's: "
-        + ", ".join(n for n in datasets.NAMES if n != "blobs"),
+        + ", ".join(n for n in datasets.NAMES if n != "blobs")
+        + ", or your own: a folder of IDX files or an .npz with x_train, y_train, x_test, y_test",
     )
     parser.add_argument(
         "--rounds",
@@ -134,6 +145,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=COUNT, help="base seed (default 0); round r uses seed+r")
     parser.add_argument("--offline", action="store_true", help="never download datasets")
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        default=None,
+        help="skip the conformance checks run before timing; every number is flagged unverified",
+    )
     parser.add_argument(
         "--no-peak", action="store_true", help="skip measuring the machine's GEMM/bandwidth peak"
     )
@@ -300,6 +317,9 @@ def new_run(
         raise UsageError(
             "nothing to run: no implementation matches the selected scenarios (see `bench list`)"
         )
+    if args.no_check:
+        unverified = Conformance(outcomes.UNVERIFIED)
+        cases = [replace(c, conformance=unverified) if c.will_run else c for c in cases]
     cluster = executor.prepare(cases)
     meta = RunMeta(
         run_id=new_run_id(profile),
@@ -370,31 +390,56 @@ def _peak_line(peaks: Mapping[str, dict]) -> str:
 def _resolve_datasets(
     scenarios: Sequence[Scenario], args: argparse.Namespace
 ) -> dict[str, DatasetResolution]:
-    """Dataset per scenario, found or fetched once in this process, fallback announced."""
+    """Dataset per scenario, found, fetched or read once in this process. The built-in
+    scenarios' own mnist may fall back to mnist-5k, loudly; a dataset the user named (with
+    --dataset, or in a scenario file) never falls back."""
     if args.dataset:
-        check_name("dataset", args.dataset, datasets.NAMES)
         if args.dataset == "blobs":
             raise UsageError(
                 "--dataset blobs: the image scenarios need images; K-Means "
                 "scenarios always use blobs"
             )
+        if not datasets.is_name(args.dataset) and not Path(args.dataset).expanduser().exists():
+            images = [n for n in datasets.NAMES if n != "blobs"]
+            raise UsageError(
+                f"{unknown_name_message('dataset', args.dataset, images)} Or give your own, "
+                "an existing folder of IDX files or an .npz holding x_train, y_train, x_test "
+                f"and y_test (there is no file or folder {args.dataset!r})"
+            )
     resolved: dict[str, DatasetResolution] = {}
-    by_name: dict[str, DatasetResolution] = {}
+    by_name: dict[tuple[str, bool], DatasetResolution] = {}
     for scenario in scenarios:
         name = (
             scenario.dataset if scenario.model == "kmeans" else (args.dataset or scenario.dataset)
         )
-        if name not in by_name:
-            resolution = datasets.resolve(
-                name,
-                download=not args.offline,
-                log=lambda m: errors.print(f"[yellow]{escape(m)}[/]"),
-            )
-            if resolution.fallback_reason:
-                errors.print(f"[bold red]DATASET FALLBACK[/]: {escape(resolution.fallback_reason)}")
-            by_name[name] = resolution
-        resolved[scenario.name] = by_name[name]
+        # Only the articles' own datasets may fall back: never one the user named.
+        may_fall_back = name == scenario.dataset and not args.dataset and scenario.name in SCENARIOS
+        key = (name, may_fall_back)
+        if key not in by_name:
+            by_name[key] = _resolve_dataset(name, may_fall_back, args.offline)
+        resolved[scenario.name] = by_name[key]
+        plan.check_dataset_fits(scenario, by_name[key])
     return resolved
+
+
+def _resolve_dataset(name: str, may_fall_back: bool, offline: bool) -> DatasetResolution:
+    if not datasets.is_name(name):
+        resolution = datasets.resolve_file(name)
+        arrays = resolution.arrays or {}
+        shapes = ", ".join(f"{k} {v['dtype']} {v['shape']}" for k, v in arrays.items())
+        errors.print(
+            f"dataset {escape(resolution.location)}: {shapes}; {resolution.classes} classes"
+        )
+        return resolution
+    resolution = datasets.resolve(
+        name,
+        download=not offline,
+        fallback=may_fall_back,
+        log=lambda m: errors.print(f"[yellow]{escape(m)}[/]"),
+    )
+    if resolution.fallback_reason:
+        errors.print(f"[bold red]DATASET FALLBACK[/]: {escape(resolution.fallback_reason)}")
+    return resolution
 
 
 def execute_stored(
@@ -453,7 +498,7 @@ def _print_command(command: str) -> None:
 def _execute(store: RunStore, cases: list[Case], executor: runner.Executor) -> None:
     """Run the cases with a progress bar; its ETA comes from the pace at which cases end,
     so on a cluster it counts every worker. Several cases running at once are all named."""
-    todo = [c for c in cases if c.id not in store.finished()]
+    todo = _gated(store, [c for c in cases if c.id not in store.finished()])
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -489,6 +534,37 @@ def _execute(store: RunStore, cases: list[Case], executor: runner.Executor) -> N
 
         runner.execute(store, todo, executor=executor, on_start=on_start, on_done=on_done)
     store.update_meta(finished_at=dt.datetime.now().isoformat(timespec="seconds"))
+
+
+def _gated(store: RunStore, cases: list[Case]) -> list[Case]:
+    """The cases with the conformance gate's verdict, printed pair by pair; the run's plan
+    is updated with them."""
+    from bench.conformance import gate
+
+    def show(case: Case, verdict: gate.Verdict) -> None:
+        found = verdict.conformance
+        cost = "cached" if found.cached else f"{found.seconds:.1f} s"
+        pair = f"{case.implementation} on {case.scenario}"
+        if verdict.unsupported:
+            console.print(
+                f"conformance: {pair}: [yellow]not supported[/] ({escape(verdict.unsupported)})"
+            )
+        elif found.verdict == outcomes.CONFORMING:
+            console.print(f"conformance: {pair}: passed {found.checks} checks ({cost})")
+        else:
+            console.print(
+                f"conformance: {pair}: [red]FAILED[/] {escape(found.failed_checks)} ({cost}); "
+                "its cases run, flagged non-conforming and never ranked"
+            )
+
+    if any(c.will_run and c.conformance is None for c in cases):
+        with console.status("Checking conformance before timing (cached by plugin source)"):
+            definitions = {n: scenario_to_json(s) for n, s in store.scenarios().items()}
+            gated = gate.gate_cases(cases, definitions, on_verdict=show)
+        by_id = {case.id: case for case in gated}
+        store.update_meta(plan=tuple(by_id.get(case.id, case) for case in store.meta.plan))
+        return gated
+    return cases
 
 
 def finish(store: RunStore) -> int:

@@ -205,6 +205,10 @@ def _notes(row: CaseRow, mark: str | None) -> list[str]:
         notes.append(f"[yellow]threads in force: {escape(in_force)}[/]")
     if row.get("concurrent_cases"):  # cases ran beside it on its host (--cluster-parallel)
         notes.append("[yellow]shared machine[/]")
+    if row.status == outcomes.NON_CONFORMING:
+        notes.append(f"[red]failed {escape(str(row.get('failed_checks')))}[/]")
+    if row.get("conformance") == outcomes.UNVERIFIED:
+        notes.append("[yellow]unverified[/]")
     return notes
 
 

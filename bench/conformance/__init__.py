@@ -32,9 +32,10 @@ from bench import plugins, reference
 from bench.api import Implementation, Trainer
 from bench.conformance.clusterers import CLUSTERER_CHECKS
 from bench.conformance.common import CHECKS, CheckFailed, CheckResult
-from bench.conformance.thread_limit import check_thread_limit
+from bench.conformance.thread_limit import check_thread_limit, check_thread_limit_here
 from bench.conformance.trainers import TRAINER_CHECKS
-from bench.scenarios import SCENARIOS, Scenario
+from bench.scenarios import Scenario
+from bench.scenarios import known as scenarios_known
 
 __all__ = [
     "CHECKS",
@@ -51,13 +52,17 @@ def run_checks(
     scenarios: Iterable[Scenario | str] | None = None,
     *,
     only: Sequence[str] | None = None,
+    limited_here: bool = False,
 ) -> list[CheckResult]:
-    """Every check (or those named in `only`) for every scenario of the plugin's model."""
+    """Every check (or those named in `only`) for every scenario of the plugin's model. With
+    `limited_here`, this process was started limited to 1 thread, and the thread-limit check
+    looks at it instead of starting another."""
     missing = plugins.missing_requirements(plugin_class.requires)
     if missing:
         reason = plugins.requirements_reason(missing, plugin_class.install_hint)
         return [CheckResult("requirements", False, reason or "")]
-    chosen = [SCENARIOS[s] if isinstance(s, str) else s for s in scenarios or SCENARIOS.values()]
+    known = scenarios_known()
+    chosen = [known[s] if isinstance(s, str) else s for s in scenarios or known.values()]
     checks = TRAINER_CHECKS if issubclass(plugin_class, Trainer) else CLUSTERER_CHECKS
     results, supported = [], []
     for scenario in (s for s in chosen if s.model == plugin_class.model):
@@ -73,9 +78,8 @@ def run_checks(
                 results.append(_run(f"{scenario.name}/{slug}", check, plugin_class, scenario))
     if supported and (only is None or "thread-limit" in only):
         scenario = supported[0]
-        results.append(
-            _run(f"{scenario.name}/thread-limit", check_thread_limit, plugin_class, scenario)
-        )
+        check = check_thread_limit_here if limited_here else check_thread_limit
+        results.append(_run(f"{scenario.name}/thread-limit", check, plugin_class, scenario))
     return results
 
 

@@ -37,6 +37,19 @@ with open(spec["out"], "w") as out:
 
 def check_thread_limit(cls, scenario: Scenario) -> str:
     _exercise(cls, scenario)  # here first: a plugin that raises fails fast, with its traceback
+    return _judged(_probed(cls, scenario))
+
+
+def check_thread_limit_here(cls, scenario: Scenario) -> str:
+    """The same check in this process, which must have been started limited to 1 thread
+    before it imported anything (as the conformance gate's process is): no second process
+    imports the framework again."""
+    _exercise(cls, scenario)
+    return _judged(threads.describe(cls.thread_counts()))
+
+
+def _probed(cls, scenario: Scenario) -> dict:
+    """`threads.describe()` of a fresh process limited to 1 thread that did a little work."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "threads.json"
         spec = {**_locate(cls), "scenario": pickle.dumps(scenario).hex(), "out": str(out)}
@@ -53,7 +66,10 @@ def check_thread_limit(cls, scenario: Scenario) -> str:
             raise CheckFailed(
                 "the 1-thread worker process failed: " + " | ".join(tail or ["no output"])
             )
-        info = json.loads(out.read_text())
+        return json.loads(out.read_text())
+
+
+def _judged(info: dict) -> str:
     counts = threads.pool_counts(info)
     text = ", ".join(f"{name}: {n}" for name, n in counts.items()) or "no thread pool loaded"
     if any(n != 1 for n in counts.values()):

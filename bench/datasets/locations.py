@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import platformdirs
@@ -25,9 +26,7 @@ def search_locations(name: str) -> list[Path]:
         return []
     spec = IMAGE_DATASETS[name]
     locations = []
-    data_dir = os.environ.get(DATA_DIR_VARIABLE)
-    if data_dir:
-        locations.append(Path(data_dir).expanduser().absolute() / name)
+    locations += user_locations(name)
     locations.append(cache_folder(name))
     keras_datasets = keras_home() / "datasets"
     if spec.keras_npz is not None:
@@ -39,6 +38,16 @@ def search_locations(name: str) -> list[Path]:
     return locations
 
 
+def user_locations(name: str) -> list[Path]:
+    """The folders the user chose: `$BENCH_DATA_DIR/<name>/`, then `$BENCH_DATA_DIR` itself
+    (files put straight into it are found too: their digests tell MNIST from Fashion-MNIST)."""
+    data_dir = os.environ.get(DATA_DIR_VARIABLE)
+    if not data_dir:
+        return []
+    folder = Path(data_dir).expanduser().absolute()
+    return [folder / name, folder]
+
+
 def cache_folder(name: str) -> Path:
     return Path(platformdirs.user_cache_dir("bench")) / "datasets" / name
 
@@ -47,12 +56,20 @@ def keras_home() -> Path:
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
 
 
-def how_to_provide(name: str) -> str:
+def how_to_provide(name: str, rejected: Sequence[Path] = ()) -> str:
+    """The ways to provide `name`'s files. Where the user's folders hold files that failed
+    verification (`rejected`), the first way is to replace those, not to put files there."""
     spec = IMAGE_DATASETS[name]
     data_dir = os.environ.get(DATA_DIR_VARIABLE) or f"${DATA_DIR_VARIABLE}"
     files = ", ".join(file.name for file in spec.files)
+    put = (
+        f"replace the files in {', '.join(map(str, rejected))} with the published {name} "
+        f"files ({files}, gzipped or not)"
+        if rejected
+        else f"put {files} (gzipped or not) in {data_dir}/{name}/"
+    )
     ways = [
-        f"put {files} (gzipped or not) in {data_dir}/{name}/",
+        put,
         f"run `bench data fetch {name}` once a mirror is reachable",
         f"set {MIRROR_VARIABLE} to a server that has <url>/{name}/<file>",
     ]

@@ -6,22 +6,60 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 import reprlib
 from collections.abc import Sequence
 
 from bench import outcomes
+from bench.datasets import DatasetError
 from bench.execution import threads
 from bench.names import UnknownName, check_name
 from bench.plugins import Plugin, Registry
 from bench.records import Case, DatasetResolution
-from bench.scenarios import PROFILES, SCENARIOS, Scenario
+from bench.scenarios import PROFILES, Scenario, known, named_on_command_line
 
 
 def select_scenarios(names: Sequence[str]) -> list[Scenario]:
+    """The named scenarios; without names, those of the files given with --scenarios, or
+    without those, every scenario known (the catalogue's and the user's)."""
+    scenarios = known()
     for name in names:
-        check_name("scenario", name, SCENARIOS)
-    return [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
+        check_name("scenario", name, scenarios)
+    if names:
+        return [scenarios[n] for n in names]
+    return named_on_command_line() or list(scenarios.values())
+
+
+def check_dataset_fits(scenario: Scenario, dataset: DatasetResolution) -> None:
+    """Refuse a dataset file whose examples or classes do not fit the scenario, naming both,
+    before any case starts."""
+    if not dataset.from_file or not dataset.arrays:
+        return
+    shape = tuple(dataset.arrays["x_train"]["shape"][1:])
+    values = math.prod(shape)
+    where = f"{dataset.location} (for scenario {scenario.name})"
+    if scenario.model == "kmeans":
+        features = scenario.kmeans.n_features
+        if values != features:
+            raise DatasetError(
+                f"{where} holds points of shape {list(shape)} ({values} values), but the "
+                f"scenario clusters {features} features: set kmeans.n_features = {values}"
+            )
+        return
+    if values != math.prod(scenario.input_shape):
+        raise DatasetError(
+            f"{where} holds examples of shape {list(shape)} ({values} values), but the "
+            f"scenario takes input_shape {list(scenario.input_shape)} "
+            f"({math.prod(scenario.input_shape)} values): set input_shape to "
+            f"[{values}] (mlp) or [channels, height, width] (cnn) with as many values"
+        )
+    outputs = scenario.classes
+    if dataset.classes > outputs:
+        raise DatasetError(
+            f"{where} has labels 0..{dataset.classes - 1} ({dataset.classes} classes), but the "
+            f"scenario's last layer has {outputs} outputs: give it {dataset.classes} units"
+        )
 
 
 # A device is part of a case id, and so of file names: only these forms are accepted.

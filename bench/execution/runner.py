@@ -36,6 +36,7 @@ from bench.records import (
     OUTCOME_FILE,
     PROCESS_FILE,
     ROUNDS_FILE,
+    SCENARIO_KEY,
     Case,
     CaseRecord,
     Outcome,
@@ -130,7 +131,10 @@ def run_case(store: RunStore, case: Case) -> CaseRecord:
     if not case.will_run:
         return store.save_case(CaseRecord(case, case.status or outcomes.SKIPPED, case.reason))
     try:
-        measured = measure_case(case, store.workdir(case.id).resolve(), between_pool(store.cases()))
+        definition = store.meta.scenarios.get(case.scenario)
+        measured = measure_case(
+            case, store.workdir(case.id).resolve(), between_pool(store.cases()), definition
+        )
     except CaseInterrupted as interrupted:
         store.save_case(interrupted.record)
         raise
@@ -143,16 +147,20 @@ def timestamp() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
-def measure_case(case: Case, workdir: Path, others: Pool = NO_POOL) -> Measured:
+def measure_case(
+    case: Case, workdir: Path, others: Pool = NO_POOL, definition: dict | None = None
+) -> Measured:
     """Measure one case in `workdir` (an empty folder, where its workers write their files) and
     read back what it measured. Stores nothing, so that an executor can call it on another
     machine and store the record where the run lives. Its worker processes run one after
     another, each a fresh `python -m bench.execution.worker`, as many as
     `bench.analysis.stopping` asks for; the first runs full warm-ups, the later ones short
     ones. `others` is the between-process noise of the run's other cases (none: the case's
-    own processes alone). pytest-benchmark's JSON of every process is merged into one. Ctrl-C
-    kills the worker and raises `CaseInterrupted`."""
-    atomic_write_json(workdir / CASE_FILE, case.to_json())
+    own processes alone). `definition` is the case's scenario as the run stored it (a user's
+    scenario file may be gone by the time the case runs): the workers read it from
+    `case.json` beside the case. pytest-benchmark's JSON of every process is merged into one.
+    Ctrl-C kills the worker and raises `CaseInterrupted`."""
+    atomic_write_json(workdir / CASE_FILE, {**case.to_json(), SCENARIO_KEY: definition})
     rule = round_rule(case)
     started, started_at = time.perf_counter(), timestamp()
     history: list[ProcessRun] = []

@@ -26,6 +26,7 @@ from bench.records import (
     OUTCOME_FILE,
     PROCESS_FILE,
     ROUNDS_FILE,
+    SCENARIO_KEY,
     Case,
     Outcome,
     ProcessPlan,
@@ -54,7 +55,7 @@ class FailureRecorder:
 
 
 def load_case_data(case: Case, scenario):
-    """The case's data, shaped and scaled as its scenario says."""
+    """The case's data, shaped, scaled and typed as its scenario says."""
     import numpy as np
 
     from bench import datasets
@@ -63,8 +64,13 @@ def load_case_data(case: Case, scenario):
     budget = scenario.budget(case.profile)
     if scenario.model == "kmeans":
         km = scenario.kmeans
-        x, y = datasets.make_blobs(budget.n_samples, km.n_features, km.centers, scenario.seed)
-        return Data(x_train=x, y_train=y)
+        if case.dataset is not None and case.dataset.from_file:
+            split = datasets.load_images(case.dataset)
+            x, y = split.x_train[: budget.n_samples], split.y_train[: budget.n_samples]
+            x = x.reshape(len(x), -1)
+        else:
+            x, y = datasets.make_blobs(budget.n_samples, km.n_features, km.centers, scenario.seed)
+        return Data(x_train=np.ascontiguousarray(x, dtype=scenario.dtype), y_train=y)
     split = datasets.load_images(case.dataset)
     n_train = min(n for n in (len(split.x_train), scenario.train_limit, budget.train_samples) if n)
     n_test = min(n for n in (len(split.x_test), budget.test_samples) if n)
@@ -112,12 +118,21 @@ def process_plan(case: Case, workdir: Path) -> ProcessPlan:
     )
 
 
-def run_case(case: Case, workdir: Path) -> Outcome:
+def case_scenario(case: Case, definition: dict | None):
+    """The scenario a case runs: the definition its run stored, else (a run stored before
+    definitions were) the catalogue's; with the case's sweep sizes."""
+    from bench.scenarios import scenario_for, scenario_from_json
+
+    if definition is None:
+        return scenario_for(case.scenario, case.profile, case.overrides)
+    return scenario_from_json(definition).with_overrides(case.profile, case.overrides)
+
+
+def run_case(case: Case, workdir: Path, definition: dict | None = None) -> Outcome:
     import pytest
 
     from bench import outcomes, plugins
     from bench.execution.suites.context import CaseContext
-    from bench.scenarios import scenario_for
 
     rounds_file = (workdir / ROUNDS_FILE).open("a", encoding="utf-8")
 
@@ -133,8 +148,10 @@ def run_case(case: Case, workdir: Path) -> Outcome:
         devices.place(case.device)
         devices.exact_arithmetic(case.device)
         threads.apply_to_frameworks(case.threads)
+        scenario = case_scenario(case, definition)
+        if reason := cls.why_unsupported(scenario):  # a user's scenario is first seen here
+            return Outcome(outcomes.UNSUPPORTED, reason)
         stage = "loading the data"
-        scenario = scenario_for(case.scenario, case.profile, case.overrides)
         context = CaseContext(
             case=case,
             scenario=scenario,
@@ -204,11 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bench.execution.worker WORKDIR/case.json", file=sys.stderr)
         return 2
     case_file = Path(argv[0])
-    case = Case.from_json(json.loads(case_file.read_text(encoding="utf-8")))
+    given = json.loads(case_file.read_text(encoding="utf-8"))
+    case = Case.from_json(given)
     threads.limit_environment(case.threads)  # before anything imports NumPy
     _exit_with_parent()
     try:
-        outcome = run_case(case, case_file.parent)
+        outcome = run_case(case, case_file.parent, given.get(SCENARIO_KEY))
     except (Exception, SystemExit) as error:  # a harness fault: still say what happened
         outcome = Outcome(
             "failed", f"harness error: {type(error).__name__}: {error}", traceback.format_exc()

@@ -14,6 +14,7 @@ from bench.plugins.declarations import (
     Plugin,
     PluginInfo,
     Registry,
+    Unregistered,
     missing_requirements,
     requirements_reason,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Plugin",
     "PluginInfo",
     "Registry",
+    "Unregistered",
     "discover",
     "load_plugin",
     "load_source",

@@ -38,7 +38,7 @@ class PluginInfo:
     requires: tuple[str, ...]
     devices: tuple[str, ...]
     unsupported: dict[str, str]  # scenario -> why the framework cannot express it
-    deviations: dict[str, tuple[str, ...]]  # scenario -> declared deviations
+    deviations: dict[str, tuple[str, ...]]  # scenario ("*": any other) -> declared deviations
     missing_imports: tuple[str, ...]  # framework imports `optional_imports` caught
     install_hint: str | None = None
 
@@ -54,7 +54,11 @@ class PluginInfo:
             unsupported={
                 s.name: why for s in scenarios if (why := impl.why_unsupported(s)) is not None
             },
-            deviations={s.name: impl.deviations_for(s) for s in scenarios},
+            deviations={
+                **{s.name: impl.deviations_for(s) for s in scenarios},
+                # what applies to a scenario discovery does not know (a user's)
+                "*": tuple(text for key, text in impl.deviations.items() if key == "*"),
+            },
             missing_imports=tuple(missing_imports),
             install_hint=impl.install_hint,
         )
@@ -113,7 +117,8 @@ class Plugin:
         return self.info.unsupported.get(scenario.name)
 
     def deviations_for(self, scenario: Scenario) -> tuple[str, ...]:
-        return self.info.deviations.get(scenario.name, ())
+        known = self.info.deviations
+        return known[scenario.name] if scenario.name in known else known.get("*", ())
 
     @property
     def available(self) -> bool:
@@ -140,10 +145,19 @@ class BrokenPlugin:
     details: str  # traceback, for --verbose output and the results store
 
 
+@dataclass(frozen=True)
+class Unregistered:
+    """A Trainer or Clusterer subclass a plugin source defines but never registers."""
+
+    source: str
+    what: str  # "MyMLP (a Trainer, in path/to/file.py)"
+
+
 @dataclass
 class Registry:
     plugins: list[Plugin] = field(default_factory=list)
     broken: list[BrokenPlugin] = field(default_factory=list)
+    unregistered: list[Unregistered] = field(default_factory=list)
 
     def names(self) -> list[str]:
         return sorted({p.name for p in self.plugins})

@@ -16,6 +16,7 @@ import hangs or crashes is reported broken, and the command goes on without it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -31,11 +32,24 @@ from bench import api
 from bench.execution import launcher
 from bench.files import write_cache
 from bench.plugins import declarations
-from bench.plugins.declarations import BrokenPlugin, Plugin, PluginInfo, Registry
+from bench.plugins.declarations import BrokenPlugin, Plugin, PluginInfo, Registry, Unregistered
 from bench.plugins.loading import ENTRY_POINT_GROUP, Source
 from bench.scenarios import catalogue, model
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "implementations"
+
+def _builtin_dir() -> Path:
+    """The bundled implementations: a checkout's `implementations/` beside `bench/`, else
+    the copy a wheel or sdist installed as the data-only package `bench_implementations`."""
+    checkout = Path(__file__).resolve().parents[2] / "implementations"
+    if checkout.is_dir():
+        return checkout
+    installed = importlib.util.find_spec("bench_implementations")
+    if installed is not None and installed.submodule_search_locations:
+        return Path(next(iter(installed.submodule_search_locations))).resolve()
+    return checkout  # neither: reported as "not a folder" by discovery
+
+
+BUILTIN_DIR = _builtin_dir()
 CACHE_FILE = Path(platformdirs.user_cache_dir("bench")) / "plugins.json"
 # The harness modules whose change alters what a plugin declares: the contract, the scenarios
 # support is declared for, and how declarations are read.
@@ -72,16 +86,21 @@ def discover(
     for source, target in sources:
         key = _cache_key(source, target)
         if key in cache:
-            infos = [PluginInfo.from_json(item) for item in cache[key]]
+            infos = [PluginInfo.from_json(item) for item in cache[key]["declared"]]
+            unregistered = cache[key]["unregistered"]
         else:
             declared = _declare_in_subprocess(source)
             if isinstance(declared, BrokenPlugin):
                 registry.broken.append(declared)
                 continue
-            infos = declared
+            infos, unregistered = declared
             if key is not None:
-                cache[key] = [asdict(info) for info in infos]
+                cache[key] = {
+                    "declared": [asdict(info) for info in infos],
+                    "unregistered": unregistered,
+                }
                 cache_changed = True
+        registry.unregistered += [Unregistered(source, what) for what in unregistered]
         for info in infos:
             identity = (info.name, info.model)
             if identity in seen:
@@ -101,9 +120,9 @@ def discover(
     return registry
 
 
-def _declare_in_subprocess(source: str) -> list[PluginInfo] | BrokenPlugin:
-    """What `source` declares, imported in a fresh process that gets the import time limit;
-    what it prints is passed on."""
+def _declare_in_subprocess(source: str) -> tuple[list[PluginInfo], list[str]] | BrokenPlugin:
+    """What `source` declares (and the classes it forgot to register), imported in a fresh
+    process that gets the import time limit; what it prints is passed on."""
     try:
         limit = _import_timeout()
     except ValueError as error:  # every source not cached is then reported with the fix
@@ -139,7 +158,7 @@ def _declare_in_subprocess(source: str) -> list[PluginInfo] | BrokenPlugin:
             )  # fmt: skip
     if "error" in result:
         return BrokenPlugin(source, result["error"], result["details"])
-    return [PluginInfo.from_json(item) for item in result["declared"]]
+    return [PluginInfo.from_json(item) for item in result["declared"]], result["unregistered"]
 
 
 def _import_timeout() -> float:

@@ -47,7 +47,8 @@ def load_source(target: Source) -> api.Collected:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with api.collecting() as collected:
         if isinstance(target, Path):
-            _import_path(target)
+            module_name = _import_path(target)
+            collected.unregistered = _unregistered(module_name, collected.classes)
         else:
             loaded = target.load()
             if isinstance(loaded, type):  # an entry point may name a bare class
@@ -56,7 +57,8 @@ def load_source(target: Source) -> api.Collected:
     return collected
 
 
-def _import_path(path: Path) -> None:
+def _import_path(path: Path) -> str:
+    """Import a plugin file or package under a private name, and return that name."""
     path = path.resolve()
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
@@ -82,6 +84,29 @@ def _import_path(path: Path) -> None:
     except BaseException:
         del sys.modules[module_name]
         raise
+    return module_name
+
+
+def _unregistered(module_name: str, registered: list[type]) -> list[str]:
+    """The Trainer and Clusterer subclasses that the modules of one plugin source define but
+    never register: a forgotten `@register` makes an implementation silently absent. A class
+    that registered ones derive from is a base, not a mistake."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        if name != module_name and not name.startswith(module_name + "."):
+            continue
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, api.Trainer | api.Clusterer)
+                and value.__module__ == name
+                and value not in registered
+                and not any(issubclass(cls, value) for cls in registered)
+            ):
+                kind = "Trainer" if issubclass(value, api.Trainer) else "Clusterer"
+                where = getattr(module, "__file__", None) or name
+                found.append(f"{value.__qualname__} (a {kind}, in {where})")
+    return sorted(found)
 
 
 @contextlib.contextmanager

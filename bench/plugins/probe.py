@@ -2,7 +2,8 @@
 `python -m bench.plugins.probe SOURCE OUT.json`, started by discovery with a time limit, so
 that a plugin whose import hangs (or kills its process) cannot take the command with it.
 
-OUT.json holds {"declared": [PluginInfo as JSON, ...]} or, when the import raised,
+OUT.json holds {"declared": [PluginInfo as JSON, ...], "unregistered": ["MyMLP (a Trainer, in
+…)", ...]} or, when the import raised,
 {"error": "Type: message", "details": traceback}.
 """
 
@@ -24,7 +25,10 @@ def declare(source: str) -> dict:
         infos = [PluginInfo.of(cls, collected.missing_imports) for cls in collected.classes]
     except (Exception, SystemExit, KeyboardInterrupt) as error:
         return {"error": f"{type(error).__name__}: {error}", "details": traceback.format_exc()}
-    return {"declared": [dataclasses.asdict(info) for info in infos]}
+    return {
+        "declared": [dataclasses.asdict(info) for info in infos],
+        "unregistered": collected.unregistered,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

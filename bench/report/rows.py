@@ -202,8 +202,12 @@ def _flags(values: dict, times: list[float]) -> list[str]:
     flags = []
     if isinstance(values.get("dataset_fallback"), str):
         flags.append(f"fallback data: {values['dataset']}")
-    if values["status"] != outcomes.OK and times:
+    if values["status"] == outcomes.NON_CONFORMING:
+        flags.append(f"non-conforming: failed {values.get('failed_checks') or 'a check'}")
+    elif values["status"] != outcomes.OK and times:
         flags.append(f"partial: {values['status']}")
+    if values.get("conformance") == outcomes.UNVERIFIED:
+        flags.append("unverified: conformance not checked (--no-check)")
     capped = values.get("capped_rounds")
     if finite(capped) and capped > 0:
         flag = f"capped: {int(capped)} of {len(times)} rounds"
@@ -238,14 +242,20 @@ def _flags(values: dict, times: list[float]) -> list[str]:
 
 def _add_speedups(rows: list[CaseRow], original: str | None) -> None:
     """Speed-up of every measured case vs the original implementation of the same group
-    (run, threads, device, sweep sizes); the fastest stands in where it did not run."""
+    (run, threads, device, sweep sizes); the fastest stands in where it did not run. A
+    non-conforming case is never the reference: without another, the group has none."""
     groups: dict[tuple, list[CaseRow]] = {}
     for row in rows:
         if row.measured:
             groups.setdefault(row.group, []).append(row)
     for members in groups.values():
         candidates = [r for r in members if r.implementation == original and r.ok]
-        ok = [r for r in members if r.ok] or members
+        eligible = [r for r in members if r.status != outcomes.NON_CONFORMING]
+        if not eligible:
+            for row in members:
+                row.speedup = {"ratio": math.nan, "low": math.nan, "high": math.nan}
+            continue
+        ok = [r for r in eligible if r.ok] or eligible
         reference = candidates[0] if candidates else min(ok, key=lambda r: r.time["median"])
         for row in members:
             row.reference = reference.implementation

@@ -257,8 +257,3 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     )
 }
-
-
-def scenario_for(name: str, profile: str, overrides: dict[str, float] | None = None) -> Scenario:
-    """The scenario a case runs: the named one with the case's sweep overrides applied."""
-    return SCENARIOS[name].with_overrides(profile, overrides or {})

@@ -239,6 +239,12 @@ class Scenario:
     def trains(self) -> bool:
         return self.model in ("mlp", "cnn")
 
+    @property
+    def classes(self) -> int:
+        """How many classes a trainer tells apart: its last layer's outputs."""
+        last = self.layers[-1] if self.layers else None
+        return last.units_out if isinstance(last, Dense) else 0
+
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Canonical parameter names and shapes: W1, b1, W2, b2, ... in layer order."""
         shapes: dict[str, tuple[int, ...]] = {}

@@ -27,6 +27,14 @@ NOT_KMEANS_FIT = (
     "stopping rule here is scikit-learn's."
 )
 
+DISTANCES = (
+    "Exact ties: linfa compares distances as ‖x − c‖², computed by differences, not as "
+    "scikit-learn's ‖c‖² − 2·x·c: a point as far from two centroids in real arithmetic (an "
+    "integer grid whose mean is not a short binary fraction) may go to the other one, and the "
+    "iterations may then take another path. Ties that are exact in floating point (duplicated "
+    "points, coincident centroids) go to the first centroid, as in every implementation."
+)
+
 
 @register
 class LinfaKMeans(Clusterer):
@@ -38,20 +46,22 @@ class LinfaKMeans(Clusterer):
         "a Rust extension: install Rust (cargo) from https://rustup.rs, then run `make setup`, "
         "which builds implementations/linfa into .venv"
     )
-    deviations: ClassVar = {"*": NOT_KMEANS_FIT}
+    deviations: ClassVar = {"*": f"{NOT_KMEANS_FIT} {DISTANCES}"}
 
     @classmethod
     def thread_counts(cls):
         return bench_linfa.thread_counts()
 
     def load(self, x):
-        return np.ascontiguousarray(x, dtype=np.float64)
+        return np.ascontiguousarray(x, dtype=self.scenario.dtype)
 
     def fit(self, x, init_centroids, max_iter, tol):
-        centroids, labels, n_iter, inertia = bench_linfa.fit(
-            x, np.ascontiguousarray(init_centroids, dtype=np.float64), max_iter, tol
+        fit = bench_linfa.fit_f32 if x.dtype == np.float32 else bench_linfa.fit_f64
+        centroids, labels, n_iter, inertia = fit(
+            x, np.ascontiguousarray(init_centroids, dtype=x.dtype), max_iter, tol
         )
         return KMeansResult(centroids, labels, n_iter, inertia)
 
     def predict(self, x, centroids):
-        return bench_linfa.predict(x, np.ascontiguousarray(centroids, dtype=np.float64))
+        predict = bench_linfa.predict_f32 if x.dtype == np.float32 else bench_linfa.predict_f64
+        return predict(x, np.ascontiguousarray(centroids, dtype=x.dtype))

@@ -1,21 +1,27 @@
 """K-Means with NumPy, vectorised: Lloyd's algorithm on matrices of distances.
 
-Squared distances are ‖c‖² − 2·x·c (the ‖x‖² term is the same for every centroid, so it
-cannot change the nearest one), computed for a chunk of points at a time: the temporaries
-are (chunk, k) whatever the number of points, so 10 million points fit in memory.
+As scikit-learn's `KMeans.fit` (the rules are in `bench/reference.py`): the points are centred
+by their mean, and a point's distance to centroid c is compared as ‖c‖² − 2·x·c (‖x‖² is the
+same for every centroid), computed for a chunk of points at a time: the temporaries are
+(chunk, k) whatever the number of points, so 10 million points fit in memory. Everything is
+in the scenario's dtype; the clusters' sums are accumulated in float64 (`np.bincount`).
 
-Convergence and `n_iter` follow scikit-learn's `_kmeans_single_lloyd`: stop when no label
-changed (strict convergence), or when the summed squared centroid shift is at most
-`kmeans_shift_tolerance(x, tol)`; then (unless strict) assign labels once more to the final
-centroids. A cluster left empty keeps its previous centroid (scikit-learn instead moves it
-to the point farthest from its centroid; blobs do not leave clusters empty).
+The loop, `n_iter` and the empty clusters (`relocate_empty_clusters`) are scikit-learn's
+`_kmeans_single_lloyd`'s.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench.api import Clusterer, KMeansResult, kmeans_shift_tolerance, register
+from bench.api import (
+    Clusterer,
+    KMeansResult,
+    cluster_means,
+    kmeans_shift_tolerance,
+    register,
+    relocate_empty_clusters,
+)
 
 
 @register
@@ -26,42 +32,46 @@ class NumpyVectorizedKMeans(Clusterer):
     chunk_size = 65_536  # points per distance block: (chunk, k) floats stay in cache
 
     def load(self, x):
-        return np.ascontiguousarray(x, dtype=np.float64)
+        return np.ascontiguousarray(x, dtype=self.scenario.dtype)
 
     def fit(self, x, init_centroids, max_iter, tol):
         threshold = kmeans_shift_tolerance(x, tol, chunk_rows=self.chunk_size)
-        centroids = np.array(init_centroids, dtype=np.float64)
+        mean = x.mean(axis=0)
+        x = x - mean
+        centroids = np.asarray(init_centroids, dtype=x.dtype) - mean
         labels = np.full(len(x), -1, dtype=np.int32)
         n_iter, changed = 0, True
         while n_iter < max_iter:
             n_iter += 1
             changed, sums, counts = self._assign(x, centroids, labels, accumulate=True)
-            filled = counts > 0
-            updated = centroids.copy()
-            updated[filled] = sums[filled] / counts[filled, None]
+            relocate_empty_clusters(x, centroids, labels, sums, counts)
+            updated = cluster_means(sums, counts).astype(x.dtype)
             shift = float(((updated - centroids) ** 2).sum())
             centroids = updated
             if not changed or shift <= threshold:
                 break
         if changed:  # stopped on the tolerance or max_iter: label by the final centroids
             self._assign(x, centroids, labels)
-        return KMeansResult(centroids, labels, n_iter, self._inertia(x, centroids, labels))
+        inertia = self._inertia(x, centroids, labels)
+        return KMeansResult(centroids + mean, labels, n_iter, inertia)
 
     def predict(self, x, centroids):
+        mean = x.mean(axis=0)
         labels = np.empty(len(x), dtype=np.int32)
-        self._assign(x, np.asarray(centroids, dtype=np.float64), labels)
+        self._assign(x - mean, np.asarray(centroids, dtype=x.dtype) - mean, labels)
         return labels
 
     def _assign(self, x, centroids, labels, accumulate=False):
-        """Write the nearest centroid of every point into `labels`, chunk by chunk. Returns
-        whether any label changed and, with `accumulate`, each cluster's sum and count."""
+        """Write the nearest centroid of every (centred) point into `labels`, chunk by chunk.
+        Returns whether any label changed and, with `accumulate`, each cluster's sum (float64)
+        and count."""
         k, d = centroids.shape
-        squared_norms = (centroids**2).sum(axis=1)
-        sums, counts = np.zeros((k, d)), np.zeros(k)
+        squared_norms = np.einsum("ij,ij->i", centroids, centroids)
+        sums, counts = np.zeros((k, d)), np.zeros(k, dtype=np.int64)
         changed = False
         for part in self._parts(len(x)):
             chunk, old = x[part], labels[part]
-            nearest = (squared_norms - 2 * chunk @ centroids.T).argmin(axis=1)
+            nearest = (squared_norms - 2 * (chunk @ centroids.T)).argmin(axis=1)
             changed = changed or not np.array_equal(nearest, old)
             old[:] = nearest
             if accumulate:

@@ -1,6 +1,12 @@
-"""K-Means with scikit-learn: Lloyd's algorithm from the harness's initial centroids, one init."""
+"""K-Means with scikit-learn: Lloyd's algorithm from the harness's initial centroids, one init,
+in the scenario's dtype (scikit-learn computes in the dtype of the points it is given).
+
+`KMeans.fit` is the definition the other implementations follow (`bench/reference.py`): it
+centres the points by their mean before computing distances, and relocates empty clusters."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from bench.api import Clusterer, KMeansResult, optional_imports, register
 
@@ -16,10 +22,13 @@ class SklearnKMeans(Clusterer):
     framework = "scikit-learn"
     requires = ("sklearn",)
 
+    def load(self, x):
+        return np.ascontiguousarray(x, dtype=self.scenario.dtype)
+
     def fit(self, x, init_centroids, max_iter, tol):
         model = KMeans(
             n_clusters=len(init_centroids),
-            init=init_centroids,
+            init=np.asarray(init_centroids, dtype=x.dtype),
             n_init=1,
             max_iter=max_iter,
             tol=tol,
@@ -29,4 +38,7 @@ class SklearnKMeans(Clusterer):
         return KMeansResult(model.cluster_centers_, model.labels_, model.n_iter_, model.inertia_)
 
     def predict(self, x, centroids):
-        return pairwise_distances_argmin(x, centroids)
+        # Centred as `fit` computes: far from the origin, uncentred distances lose the digits
+        # that tell close centroids apart.
+        mean = x.mean(axis=0)
+        return pairwise_distances_argmin(x - mean, np.asarray(centroids, dtype=x.dtype) - mean)

@@ -1,12 +1,17 @@
-"""K-Means with PyTorch tensors on the case's device (CPU or CUDA), float64: Lloyd's
-algorithm on matrices of distances ‖c‖² − 2·x·c, a chunk of points at a time so that the
+"""K-Means with PyTorch tensors on the case's device (CPU or CUDA), in the scenario's dtype:
+Lloyd's algorithm on matrices of distances, a chunk of points at a time so that the
 (chunk, k) temporaries stay small whatever the number of points.
+
+As scikit-learn's `KMeans.fit` (the rules are in `bench/reference.py`): the points are centred
+by their mean, and a point's distance to centroid c is compared as ‖c‖² − 2·x·c (‖x‖² is the
+same for every centroid), the first centroid on an equal value. The clusters' sums are
+accumulated in float64.
 
 Convergence and `n_iter` follow scikit-learn's `_kmeans_single_lloyd`: stop when no label
 changed (strict convergence), or when the summed squared centroid shift is at most `tol`
-times the mean per-feature variance of x; then (unless strict) assign labels once more to
-the final centroids. A cluster left empty keeps its previous centroid (scikit-learn instead
-moves it to the point farthest from its centroid; blobs do not leave clusters empty).
+times the mean per-feature variance of x; then (unless strict) assign labels once more to the
+final centroids. A cluster left empty takes the point farthest from its centroid, which
+leaves its old cluster (`_relocate_empty`, the rule of `bench.api.relocate_empty_clusters`).
 """
 
 from __future__ import annotations
@@ -30,21 +35,25 @@ class TorchKMeans(Clusterer):
         # Points per distance block: bounded memory, and few enough blocks that the
         # per-operation cost (thread-pool start, kernel launch) stays small.
         self.chunk_size = 262_144 if device == "cpu" else 1_048_576
+        self.dtype = getattr(torch, scenario.dtype)
 
     def load(self, x):
-        return torch.as_tensor(x, dtype=torch.float64).to(self.device)
+        return torch.as_tensor(x, dtype=self.dtype).to(self.device)
 
     def fit(self, x, init_centroids, max_iter, tol):
         # kmeans_shift_tolerance's formula, computed where the points are (maybe the GPU)
-        threshold = tol * x.var(dim=0, unbiased=False).mean().item()
-        centroids = torch.as_tensor(init_centroids, dtype=torch.float64, device=x.device)
+        threshold = tol * x.double().var(dim=0, unbiased=False).mean().item()
+        mean = x.mean(dim=0)
+        x = x - mean
+        centroids = torch.as_tensor(init_centroids, dtype=self.dtype, device=x.device) - mean
         labels = torch.full((len(x),), -1, dtype=torch.int64, device=x.device)
         n_iter, changed = 0, True
         while n_iter < max_iter:
             n_iter += 1
             changed, sums, counts = self._assign(x, centroids, labels, accumulate=True)
-            filled = counts > 0
-            updated = torch.where(filled[:, None], sums / counts.clamp(min=1)[:, None], centroids)
+            if (counts == 0).any():
+                self._relocate_empty(x, centroids, labels, sums, counts)
+            updated = self._means(sums, counts).to(self.dtype)
             shift = ((updated - centroids) ** 2).sum().item()
             centroids = updated
             if not changed or shift <= threshold:
@@ -57,25 +66,49 @@ class TorchKMeans(Clusterer):
                 x.split(self.chunk_size), labels.split(self.chunk_size), strict=True
             )
         )
-        return KMeansResult(centroids.cpu().numpy(), labels.cpu().numpy(), n_iter, inertia)
+        return KMeansResult((centroids + mean).cpu().numpy(), labels.cpu().numpy(), n_iter, inertia)
 
     def predict(self, x, centroids):
+        mean = x.mean(dim=0)
         labels = torch.empty(len(x), dtype=torch.int64, device=x.device)
-        self._assign(x, torch.as_tensor(centroids, dtype=torch.float64, device=x.device), labels)
+        centroids = torch.as_tensor(centroids, dtype=self.dtype, device=x.device)
+        self._assign(x - mean, centroids - mean, labels)
         return labels.cpu().numpy()
 
     def _assign(self, x, centroids, labels, accumulate=False):
-        """Write the nearest centroid of every point into `labels`, chunk by chunk. Returns
-        whether any label changed and, with `accumulate`, each cluster's sum and count."""
-        squared_norms = (centroids**2).sum(dim=1)
-        sums = torch.zeros_like(centroids)
-        counts = torch.zeros(len(centroids), dtype=torch.float64, device=x.device)
+        """Write the nearest centroid of every (centred) point into `labels`, chunk by chunk.
+        Returns whether any label changed and, with `accumulate`, each cluster's sum (float64)
+        and count."""
+        squared_norms = (centroids * centroids).sum(dim=1)
+        sums = torch.zeros(centroids.shape, dtype=torch.float64, device=x.device)
+        counts = torch.zeros(len(centroids), dtype=torch.int64, device=x.device)
         changed = torch.zeros((), dtype=torch.bool, device=x.device)
         for chunk, old in zip(x.split(self.chunk_size), labels.split(self.chunk_size), strict=True):
-            nearest = (squared_norms - 2 * chunk @ centroids.T).argmin(dim=1)
+            nearest = torch.addmm(squared_norms, chunk, centroids.T, alpha=-2).argmin(dim=1)
             changed |= (nearest != old).any()
             old.copy_(nearest)
             if accumulate:
-                sums.index_add_(0, nearest, chunk)
+                sums.index_add_(0, nearest, chunk.double())
                 counts += torch.bincount(nearest, minlength=len(centroids))
         return bool(changed), sums, counts
+
+    def _relocate_empty(self, x, centroids, labels, sums, counts):
+        """The i-th empty cluster takes the i-th farthest point from its centroid (equal
+        distances: the lower index), which leaves its old cluster; nothing moves when every
+        point sits on its centroid."""
+        empty = torch.nonzero(counts == 0).flatten()
+        distances = ((x - centroids[labels]) ** 2).sum(dim=1)
+        if distances.max() == 0:
+            return
+        farthest = torch.sort(-distances, stable=True).indices[: len(empty)]
+        for cluster, point in zip(empty.tolist(), farthest.tolist(), strict=True):
+            old = labels[point]
+            sums[old] -= x[point].double()
+            counts[old] -= 1
+            sums[cluster] = x[point].double()
+            counts[cluster] = 1
+
+    def _means(self, sums, counts):
+        """Each cluster's mean; a cluster still empty takes the largest cluster's mean."""
+        means = sums / counts.clamp(min=1)[:, None]
+        return torch.where((counts == 0)[:, None], means[counts.argmax()], means)

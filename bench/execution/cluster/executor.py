@@ -189,6 +189,7 @@ class DaskExecutor:
                     future = self.client.submit(
                         measure_remote,
                         case.to_json(),
+                        store.meta.scenarios.get(case.scenario),
                         self.builtin_dir,
                         self.session,
                         self.options.download,

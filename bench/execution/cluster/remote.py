@@ -28,10 +28,16 @@ def session_folder(session: str) -> Path:
 
 
 def measure_remote(
-    case_json: dict, builtin_dir: str, session: str, download: bool, measure_peak: bool
+    case_json: dict,
+    definition: dict | None,
+    builtin_dir: str,
+    session: str,
+    download: bool,
+    measure_peak: bool,
 ) -> dict:
-    """The Dask task of one case: measure it on this worker and return its record, its
-    pytest-benchmark JSON and this worker's facts (its host, machine and measured peak)."""
+    """The Dask task of one case: measure it on this worker (its scenario as the run stored
+    it) and return its record, its pytest-benchmark JSON and this worker's facts (its host,
+    machine and measured peak)."""
     from distributed import get_worker
 
     case = Case.from_json(case_json)
@@ -49,7 +55,7 @@ def measure_remote(
             now = runner.timestamp()
             record = CaseRecord(case, outcomes.FAILED, local, started_at=now, ended_at=now)
             return {"record": record.to_json(), "benchmark": None, "worker": worker}
-        measured = runner.measure_case(local, workdir)
+        measured = runner.measure_case(local, workdir, definition=definition)
         benchmark = measured.benchmark_file
         return {
             "record": measured.record.to_json(),
@@ -67,6 +73,8 @@ def _on_this_machine(case: Case, builtin_dir: str, download: bool) -> Case | str
     source = plugins.relocated_source(case.source, builtin_dir)
     if case.dataset is None:
         return dataclasses.replace(case, source=source)
+    if case.dataset.from_file:
+        return _with_own_dataset(dataclasses.replace(case, source=source))
     messages: list[str] = []
     try:
         found = datasets.resolve(
@@ -79,6 +87,23 @@ def _on_this_machine(case: Case, builtin_dir: str, download: bool) -> Case | str
         )
     dataset = dataclasses.replace(case.dataset, location=found.location)
     return dataclasses.replace(case, source=source, dataset=dataset)
+
+
+def _with_own_dataset(case: Case) -> Case | str:
+    """A case on a user's dataset file: the same file (by SHA-256) at the same path on this
+    worker, or why it cannot run here. Nothing is copied between machines."""
+    expected = case.dataset
+    try:
+        found = datasets.resolve_file(expected.location)
+    except datasets.DatasetError as error:
+        found, problem = None, str(error)
+    if found is not None and found.files == expected.files:
+        return case
+    problem = "its files differ from the coordinator's (SHA-256)" if found else problem
+    return (
+        f"dataset {expected.location} is not usable on worker host {socket.gethostname()}: "
+        f"{problem}. Put the same file at the same path on every worker (a shared folder)"
+    )
 
 
 def kill_cases(session: str) -> list[int]:

@@ -20,6 +20,12 @@ class TemplateClass(Clusterer):
     requires = ("template_module",)
     install_hint = "a Rust extension: build it with `make setup` (see docs/rust.md)"
 
+    @classmethod
+    def why_unsupported(cls, scenario):
+        # The extension is written for f64; make it generic over the float type (as
+        # implementations/linfa is) to run float32 scenarios in float32.
+        return "computes in float64 only" if scenario.dtype != "float64" else None
+
     def load(self, x):
         return np.ascontiguousarray(x, dtype=np.float64)
 

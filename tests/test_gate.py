@@ -1,0 +1,150 @@
+"""The conformance gate of `bench run`: an implementation that fails a check on a scenario is
+timed but non-conforming, never ranked, charted as fastest or used as the reference; its
+failed check is in the run and the report; verdicts are cached by plugin source, harness and
+scenario definition; `--no-check` flags every number unverified."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import runs
+from conftest import PLUGINS, bench_command, smoke_args, stored_cases
+
+from bench import outcomes, report
+from bench.conformance import gate
+from bench.records import Case, Conformance
+from bench.store import RunStore
+
+HALFWAY = PLUGINS / "halfway"
+
+
+@pytest.fixture
+def gate_cache(tmp_path, monkeypatch):
+    """A conformance cache of the test's own, in this process and in `bench` children."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setattr(gate, "CACHE_DIR", cache / "bench" / "conformance")
+    return cache / "bench" / "conformance"
+
+
+def only_run(results: Path) -> RunStore:
+    (run,) = [p for p in results.iterdir() if (p / "run.json").is_file()]
+    return RunStore(run)
+
+
+def test_a_plugin_doing_half_the_updates_is_non_conforming_and_never_ranked(tmp_path, gate_cache):
+    results = tmp_path / "results"
+    args = ["--plugins", str(HALFWAY), "-s", "dlfs-mlp", "-i", "halfway,correct", "--rounds", "3"]
+    done = bench_command(*smoke_args(*args, check=True), results=results)
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert "conformance: halfway on dlfs-mlp: FAILED matches-reference, exact-steps" in out
+    assert "conformance: correct on dlfs-mlp: passed 7 checks" in out
+
+    cases = stored_cases(results)
+    halfway, correct = cases["halfway"], cases["correct"]
+    assert halfway["status"] == outcomes.NON_CONFORMING
+    assert (
+        "exact-steps" in halfway["reason"] and "train(steps) must do exactly" in halfway["reason"]
+    )
+    assert halfway["case"]["conformance"]["verdict"] == outcomes.NON_CONFORMING
+    assert len([r for r in halfway["rounds"] if not r["warmup"]]) == 3  # timed all the same
+    assert correct["status"] == outcomes.OK
+    assert correct["case"]["conformance"]["verdict"] == outcomes.CONFORMING
+    assert "non-conforming" in out and "exact-steps" in out.split("non-conforming", 1)[1]
+
+    store = only_run(results)
+    context = report.build([store])
+    (section,) = context["sections"]
+    rows = {row.implementation: row for row in section["rows"]}
+    assert not rows["halfway"].ok
+    assert "non-conforming: failed matches-reference, exact-steps" in rows["halfway"].flags
+    # Whatever its time, it is never the fastest, tied or the reference of the speed-ups.
+    assert context["glance"][0]["fastest"] == "correct"
+    assert {row.reference for row in section["rows"]} == {"correct"}
+    css = {row["cells"][0].main: row["css"] for row in section["table"].rows}
+    assert "fastest" not in css["halfway"] and "tied" not in css["halfway"]
+    assert [p["implementation"] for p in context["problems"]] == ["halfway"]
+    html = report.write([store], tmp_path / "reports").read_text()
+    assert "non-conforming" in html and "exact-steps" in html
+    assert "train(steps) must do exactly" in html
+
+    # The verdicts are cached: a second run checks nothing again.
+    again = bench_command(*smoke_args(*args, check=True), results=tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    assert "FAILED matches-reference, exact-steps (cached)" in " ".join(again.stdout.split())
+    assert stored_cases(tmp_path / "again")["halfway"]["case"]["conformance"]["cached"]
+
+
+def test_no_check_skips_the_gate_and_flags_every_number_unverified(tmp_path, gate_cache):
+    results = tmp_path / "results"
+    args = ["--plugins", str(HALFWAY), "-s", "dlfs-mlp", "-i", "halfway"]
+    done = bench_command(*smoke_args(*args), results=results)
+    assert done.returncode == 0, done.stderr
+    assert "conformance:" not in done.stdout
+    assert "unverified" in done.stdout
+    assert not gate_cache.exists()
+    (halfway,) = stored_cases(results).values()
+    assert halfway["status"] == outcomes.OK
+    assert halfway["case"]["conformance"]["verdict"] == outcomes.UNVERIFIED
+    (section,) = report.build([only_run(results)])["sections"]
+    (row,) = section["rows"]
+    assert "unverified: conformance not checked (--no-check)" in row.flags
+    # --resume keeps the run as it was planned: no check either
+    assert (
+        "--no-check"
+        in json.loads((only_run(results).directory / "run.json").read_text())["command"]
+    )
+
+
+def _case(source: Path, scenario: str = "dlfs-mlp") -> Case:
+    return runs.case(scenario, "halfway", source=f"path:{source}")
+
+
+@pytest.fixture
+def fresh_digests():
+    gate.source_digest.cache_clear()
+    gate.harness_digest.cache_clear()
+    yield
+    gate.source_digest.cache_clear()
+    gate.harness_digest.cache_clear()
+
+
+def test_the_cache_key_follows_the_plugin_source_the_harness_and_the_definition(
+    tmp_path, monkeypatch, fresh_digests
+):
+    plugin = tmp_path / "halfway"
+    shutil.copytree(HALFWAY, plugin)
+    definition = {"name": "dlfs-mlp", "batch_size": 100}
+    key = gate.cache_key(_case(plugin), definition)
+    assert gate.cache_key(_case(plugin), dict(definition)) == key
+    assert gate.cache_key(_case(plugin), {**definition, "batch_size": 50}) != key
+
+    (plugin / "halfway.py").write_text((plugin / "halfway.py").read_text() + "\n# changed\n")
+    gate.source_digest.cache_clear()
+    changed_source = gate.cache_key(_case(plugin), definition)
+    assert changed_source != key
+
+    monkeypatch.setattr(gate, "HARNESS_FILES", (*gate.HARNESS_FILES, "names.py"))
+    gate.harness_digest.cache_clear()
+    assert gate.cache_key(_case(plugin), definition) not in (key, changed_source)
+
+
+def test_a_gate_that_cannot_finish_makes_the_case_non_conforming_uncached(
+    tmp_path, gate_cache, monkeypatch
+):
+    monkeypatch.setattr(gate, "GATE_TIMEOUT_S", 0.01)
+    found = gate.verdict(_case(HALFWAY), {"name": "dlfs-mlp"})
+    assert found.conformance.verdict == outcomes.NON_CONFORMING
+    assert "did not finish within 0.01 s" in found.conformance.reason
+    assert not gate_cache.exists()
+
+
+def test_a_non_conforming_record_keeps_a_failure_of_its_own():
+    failing = Conformance(outcomes.NON_CONFORMING, ({"check": "s/exact-steps", "detail": "d"},))
+    assert outcomes.gated(outcomes.OK, failing.verdict) == outcomes.NON_CONFORMING
+    assert outcomes.gated(outcomes.TIMEOUT, failing.verdict) == outcomes.TIMEOUT
+    assert outcomes.gated(outcomes.OK, outcomes.UNVERIFIED) == outcomes.OK
