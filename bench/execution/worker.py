@@ -119,6 +119,10 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     from bench.execution.suites.context import CaseContext
     from bench.scenarios import scenario_for
 
+    if (serving := _serving_scenario(case)) is not None:
+        from bench.serving import suite
+
+        return suite.run_case(case, serving, workdir)
     rounds_file = (workdir / ROUNDS_FILE).open("a", encoding="utf-8")
 
     def on_round(record: RoundRecord) -> None:
@@ -183,6 +187,16 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     if exit_code != 0:
         return Outcome(outcomes.FAILED, f"pytest exited with code {exit_code}", **ran)
     return Outcome(outcomes.OK, **ran)
+
+
+def _serving_scenario(case: Case):
+    """The case's scenario when it serves a model (its levels, not pytest-benchmark rounds,
+    are the measurements: `bench.serving.suite`), else None."""
+    from bench.scenarios import SCENARIOS, scenario_for
+
+    if case.scenario not in SCENARIOS or SCENARIOS[case.scenario].serving is None:
+        return None
+    return scenario_for(case.scenario, case.profile, case.overrides)
 
 
 def _exit_with_parent() -> None:

@@ -20,6 +20,8 @@ from bench.scenarios.model import (
     Optimizer,
     Published,
     Scenario,
+    ServingLoad,
+    ServingSpec,
     smoke_budget,
 )
 from bench.scenarios.stored import scenario_from_json, scenario_to_json
@@ -40,6 +42,8 @@ __all__ = [
     "Optimizer",
     "Published",
     "Scenario",
+    "ServingLoad",
+    "ServingSpec",
     "scenario_for",
     "scenario_from_json",
     "scenario_to_json",
