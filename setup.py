@@ -14,7 +14,7 @@ setup(
     packages=[*find_packages(include=["bench", "bench.*"]), "bench_implementations"],
     package_dir={"bench_implementations": "implementations"},
     package_data={
-        "bench": ["templates/*", "templates/rust/*", "report/templates/*"],
+        "bench": ["templates/*", "templates/rust/*", "report/templates/*", "serving/proto/*.proto"],
         "bench_implementations": ["*/*.py", "*/*.toml", "*/src/*.rs"],
     },
 )

@@ -36,7 +36,7 @@ RUN_FILE = "run.json"
 CASES_DIR = "cases"
 BENCHMARKS_DIR = "benchmarks"
 WORK_DIR = "work"
-TABLE_NAMES = ("rounds", "curves", "summary")
+TABLE_NAMES = ("rounds", "curves", "summary", "levels")
 # Held (an advisory lock) by the one `bench run` writing the run; names the holder.
 LOCK_FILE = "writer.lock"
 # A case's work folder, shared by the runner and its worker.
@@ -47,6 +47,9 @@ BENCHMARK_FILE = "benchmark.json"  # pytest-benchmark's own JSON
 OUTCOME_FILE = "outcome.json"  # the worker's last act
 LOG_FILE = "worker.log"
 PROCESS_FILE = "process.json"  # which of the case's processes the worker is (ProcessPlan)
+# A serving case's: one LevelRecord per line as each load level ends, and its server's setup.
+LEVELS_FILE = "levels.jsonl"
+SERVER_FILE = "server.json"
 
 
 # A case id names files and a folder (cases/<id>.json, benchmarks/<id>.json, work/<id>/), so
@@ -336,6 +339,102 @@ def _finite(value: object) -> bool:
 
 
 @dataclass(frozen=True)
+class LevelRecord:
+    """One load level of a serving case: the load offered, what the server made of it, and
+    what it cost the server and the load generator. Latencies are seconds, from the HDR
+    histogram of the level's answered requests (from their intended start in an open loop)."""
+
+    level: int  # its place in the case's sequence
+    batch: int  # points per request
+    mode: str  # "closed" (a concurrency) or "open" (Poisson arrivals at a rate)
+    seconds_bound: float
+    requests_bound: int
+    stopped_by: str  # "seconds" or "requests": the bound that ended the level
+    sent: int
+    ok: int
+    errors: dict[str, int]  # by kind: gRPC status ("unavailable", "deadline-exceeded", ...)
+    elapsed_seconds: float
+    offered_rps: float  # requests started per second (open loop: over their arrival span)
+    achieved_rps: float  # answered requests per second over the whole level
+    concurrency: int | None = None  # closed loop: requests in flight
+    target_rate: float | None = None  # open loop: the arrival rate asked for, requests/s
+    p50_seconds: float | None = None
+    p90_seconds: float | None = None
+    p99_seconds: float | None = None
+    p999_seconds: float | None = None
+    max_seconds: float | None = None
+    mean_seconds: float | None = None
+    send_lag_p99_seconds: float | None = None  # open loop: how late the generator started them
+    server_cpu_seconds: float | None = None
+    server_peak_rss_bytes: int | None = None
+    client_cpu_seconds: float | None = None
+    client_cores: int | None = None
+    client_utilisation: float | None = None  # CPU / (elapsed x cores) of the load generator
+    client_core_busy: float | None = None  # how busy its cores were, with whatever ran there
+    client_bound: bool = False  # its cores were saturated: the server can do more
+    connections: int = 1
+    # From the level's end until the server answered one point again: an overloaded server
+    # first works through the requests it queued.
+    recovery_seconds: float | None = None
+    fault: str | None = None  # what went wrong with the server during or after this level
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def error_rate(self) -> float:
+        return self.error_count / self.sent if self.sent else math.nan
+
+    @property
+    def server_cpu_per_request(self) -> float:
+        """Server CPU seconds per answered request."""
+        cpu = self.server_cpu_seconds
+        return cpu / self.ok if cpu is not None and self.ok else math.nan
+
+    def to_json(self) -> dict:
+        data = _without_none(
+            {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        )
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict) -> LevelRecord:
+        known, extra = _known(cls, data)
+        known.pop("extra", None)
+        return cls(**{**known, "errors": dict(known.get("errors") or {})}, extra=extra)
+
+
+@dataclass(frozen=True)
+class ServerRecord(_Flat):
+    """How a serving case's server was set up: which, where, and what starting it took."""
+
+    kind: str  # "grpcio" (the harness's Python server) or "tonic" (Rust)
+    serves: str  # the implementation whose predict it serves
+    port: int  # on 127.0.0.1
+    server_cpus: tuple[int, ...]
+    generator_cpus: tuple[int, ...]
+    fit_seconds: float  # the one untimed fit of the model, by the harness
+    fit_iterations: int
+    start_seconds: float  # from launch to listening
+    idle_rss_bytes: int
+    labels_checked: int  # query points whose labels were checked against the reference's
+    cpu_clock: str = ""  # how its CPU time was read (bench.serving.servers.RunningServer)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ServerRecord:
+        known, _ = _known(cls, data)
+        cpus = {name: tuple(known[name]) for name in ("server_cpus", "generator_cpus")}
+        return cls(**{**known, **cpus})
+
+    @property
+    def shared_core(self) -> bool:
+        """The server and the load generator ran on the same core (a one-core machine)."""
+        return bool(set(self.server_cpus) & set(self.generator_cpus))
+
+
+@dataclass(frozen=True)
 class Outcome(_Flat):
     """How a worker ended a case: written as its last act, read by the runner."""
 
@@ -377,6 +476,9 @@ class CaseRecord:
     # budget, fixed), and the relative half-width of its median's interval then.
     stopped: str | None = None
     stopped_half_width: float | None = None
+    # A serving case: its load levels, as each ended, and its server's setup.
+    levels: tuple[LevelRecord, ...] = ()
+    server: ServerRecord | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -460,6 +562,10 @@ class CaseRecord:
             data["attempts"] = list(self.attempts)
         if self.benchmark_file is not None:
             data["benchmark_file"] = self.benchmark_file
+        if self.levels:
+            data["levels"] = [level.to_json() for level in self.levels]
+        if self.server is not None:
+            data["server"] = self.server.to_json()
         return {**data, **self.extra}
 
     @classmethod
@@ -472,6 +578,8 @@ class CaseRecord:
                 "case": Case.from_json(known["case"]),
                 "rounds": tuple(RoundRecord.from_json(r) for r in known.get("rounds") or ()),
                 "attempts": tuple(known.get("attempts") or ()),
+                "levels": tuple(LevelRecord.from_json(v) for v in known.get("levels") or ()),
+                "server": ServerRecord.from_json(known["server"]) if known.get("server") else None,
             },
             extra=extra,
         )

@@ -13,6 +13,7 @@ def test_the_scenarios_of_the_articles_with_every_profile():
         "tch-cnn",
         "dlfs-cnn",
         "linfa-kmeans",
+        "linfa-kmeans-serving",
     }
     for scenario in SCENARIOS.values():
         assert set(scenario.budgets) == set(PROFILES)

@@ -73,6 +73,7 @@ def test_store_lifecycle_and_resume_bookkeeping(tmp_path):
         "rounds.csv",
         "curves.csv",
         "summary.csv",
+        "levels.csv",
     }
     assert latest_run_id(tmp_path) == "20260101-000000-quick"
     reopened = RunStore.open(tmp_path, "20260101-000000-quick")

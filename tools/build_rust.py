@@ -1,11 +1,15 @@
 """Build the compiled implementations (the crates of the Cargo workspace) into this Python
 environment: `make setup` runs it with the virtual environment's interpreter.
 
-Each crate is built by maturin into a wheel under target/wheels/ and installed with pip. A
-build is skipped when the stamp of the installed one matches: a hash of the crate's sources,
-the workspace manifest and Cargo.lock, the toolchain's versions, the flags and, for a crate
-that links LibTorch, the torch version. The stamp (`<environment>/bench-rust/<module>.json`)
-also records what `bench.execution.environment` puts in every run's fingerprint.
+A crate of a Python extension (a cdylib) is built by maturin into a wheel under
+target/wheels/ and installed with pip. A crate of programs (binaries: the serving benchmark's
+server and load generator) is built by cargo, and its programs are copied beside this
+environment's interpreter, as pip installs console scripts. A build is skipped when the stamp
+of the installed one matches: a hash of the crate's sources (and of the files its Cargo.toml
+lists under `[package.metadata.bench] inputs`), the workspace manifest and Cargo.lock, the
+toolchain's versions, the flags and, for a crate that links LibTorch, the torch version. The
+stamp (`<environment>/bench-rust/<module or crate>.json`) also records what
+`bench.execution.environment` puts in every run's fingerprint.
 
 `build_rust.py lint` checks the crates with `cargo fmt` and `cargo clippy` (`make lint`).
 
@@ -28,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.execution.environment import rust_stamp_dir
+from bench.execution.environment import rust_program_dir, rust_stamp_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMPS = rust_stamp_dir()
@@ -43,19 +47,27 @@ def run(*command: str, **options) -> str:
 
 
 def workspace_crates() -> list[dict]:
-    """Every member of the workspace: its folder, extension module and whether it links
-    LibTorch (through the `tch` crate)."""
+    """Every member of the workspace: its folder, the extension module it makes (`module`) or
+    else its programs (`binaries`), the other files its build reads, whether it links LibTorch
+    (through the `tch` crate), and the workspace's target folder."""
     metadata = json.loads(run("cargo", "metadata", "--format-version", "1", "--no-deps", cwd=ROOT))
     crates = []
     for package in metadata["packages"]:
-        (library,) = [t for t in package["targets"] if "cdylib" in t["kind"]]
+        folder = Path(package["manifest_path"]).parent
+        libraries = [t["name"] for t in package["targets"] if "cdylib" in t["kind"]]
+        binaries = [t["name"] for t in package["targets"] if "bin" in t["kind"]]
+        inputs = ((package.get("metadata") or {}).get("bench") or {}).get("inputs", [])
         crates.append(
             {
                 "crate": package["name"],
                 "version": package["version"],
-                "folder": Path(package["manifest_path"]).parent,
-                "module": library["name"],
+                "folder": folder,
+                # Its stamp's name: the extension module, or the crate of programs.
+                "module": libraries[0] if libraries else package["name"],
+                "binaries": [] if libraries else binaries,
+                "inputs": [(folder / path).resolve() for path in inputs],
                 "links_libtorch": any(d["name"] == "tch" for d in package["dependencies"]),
+                "target": Path(metadata["target_directory"]),
             }
         )
     return crates
@@ -92,7 +104,7 @@ def source_hash(crate: dict, facts: dict) -> str:
         for pattern in ("*.rs", "Cargo.toml", "pyproject.toml")
         for path in crate["folder"].rglob(pattern)
     )
-    for path in [ROOT / "Cargo.toml", ROOT / "Cargo.lock", *sources]:
+    for path in [ROOT / "Cargo.toml", ROOT / "Cargo.lock", *sources, *crate["inputs"]]:
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -116,6 +128,9 @@ def cargo_environment(rustflags: str, links_libtorch: bool) -> dict[str, str]:
 
 
 def build(crate: dict, facts: dict) -> None:
+    if crate["binaries"]:
+        build_programs(crate, facts)
+        return
     environment = cargo_environment(facts["rustflags"], crate["links_libtorch"])
     wheels = ROOT / "target" / "wheels" / crate["module"]
     shutil.rmtree(wheels, ignore_errors=True)
@@ -135,6 +150,28 @@ def build(crate: dict, facts: dict) -> None:
     (wheel,) = wheels.glob("*.whl")
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--no-deps", "--force-reinstall", str(wheel)], check=True)
+
+
+def build_programs(crate: dict, facts: dict) -> None:
+    """`cargo build --release` of a crate of programs, each copied beside the interpreter."""
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--package", crate["crate"], "--bins"],
+        check=True,
+        cwd=ROOT,
+        env=cargo_environment(facts["rustflags"], crate["links_libtorch"]),
+    )
+    for binary in crate["binaries"]:
+        installed = rust_program_dir() / binary
+        staged = installed.with_name(f".{binary}.new")  # never a half-copied program
+        shutil.copy2(crate["target"] / "release" / binary, staged)
+        os.replace(staged, installed)
+
+
+def installed(crate: dict) -> bool:
+    """Whether the crate's extension module, or every one of its programs, is installed."""
+    if crate["binaries"]:
+        return all((rust_program_dir() / binary).is_file() for binary in crate["binaries"])
+    return importlib.util.find_spec(crate["module"]) is not None
 
 
 def lint() -> int:
@@ -158,6 +195,7 @@ def main(arguments: list[str]) -> int:
     if shutil.which("cargo") is None:
         print(
             "note: cargo not found, so the Rust implementations (ndarray, linfa, tch-store) "
+            "and the serving benchmark's Rust programs (linfa on tonic, the load generator) "
             "are not built and their cases will be skipped. Install Rust from "
             "https://rustup.rs, then run `make setup` again."
         )
@@ -183,7 +221,7 @@ def main(arguments: list[str]) -> int:
                 continue
         digest = source_hash(crate, crate_facts)
         stamp = installed_stamp(module)
-        if stamp and stamp["hash"] == digest and importlib.util.find_spec(module) is not None:
+        if stamp and stamp["hash"] == digest and installed(crate):
             print(f"{module}: up to date")
             continue
         print(f"{module}: building {crate['folder'].relative_to(ROOT)} ({facts['rustflags']})")
@@ -203,6 +241,7 @@ def main(arguments: list[str]) -> int:
             "hash": digest,
             "crate": crate["crate"],
             "version": crate["version"],
+            **({"binaries": crate["binaries"]} if crate["binaries"] else {}),
             **crate_facts,
             "built_seconds": round(time.monotonic() - started, 1),
         }

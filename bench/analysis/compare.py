@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from bench import outcomes
 from bench.analysis.intervals import Interval, ratio_interval
 from bench.analysis.noise import run_noise
+from bench.analysis.serving import ServingComparison, compare_serving
 from bench.analysis.stats import describe, mann_whitney_p
 from bench.analysis.tables import between_pool, case_host, comparable_groups, comparable_times
 from bench.records import CaseRecord, RunMeta
@@ -64,6 +65,8 @@ class Comparison:
     threshold: float
     cases: list[CaseComparison]
     warnings: list[str] = field(default_factory=list)
+    # Serving cases compare their load levels, not times (bench.analysis.serving).
+    serving: list[ServingComparison] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[CaseComparison]:
@@ -107,8 +110,18 @@ def compare_runs(
                 "measured rounds were disturbed (waited for a CPU)"
             )
     pool = between_pool(list(base_cases.values())) + between_pool(list(cand_cases.values()))
+    scenarios = {**baseline.scenarios(), **candidate.scenarios()}
+    serving = {name for name, scenario in scenarios.items() if scenario.serving is not None}
+    comparison.serving = compare_serving(
+        {(baseline.run_id, i): r for i, r in base_cases.items() if r.case.scenario in serving},
+        {(candidate.run_id, i): r for i, r in cand_cases.items() if r.case.scenario in serving},
+        scenarios,
+        threshold,
+    )
     for case_id in sorted(set(base_cases) | set(cand_cases)):
         spec = (cand_cases.get(case_id) or base_cases[case_id]).case
+        if spec.scenario in serving:
+            continue
         sides = [cases.get(case_id) for cases in (base_cases, cand_cases)]
         a, b = (comparable_times(side) if side else [] for side in sides)
         groups = [comparable_groups(side) if side else [] for side in sides]

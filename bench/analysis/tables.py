@@ -1,10 +1,11 @@
-"""Tidy tables of a run, one row per round, curve point and case (pandas).
+"""Tidy tables of a run, one row per round, curve point, case and load level (pandas).
 
     rounds   every round's metrics, with the case's identity, GFLOP/s and share of the peak
     curves   every accuracy-vs-training-time point
     summary  one row per case: n, median, IQR, min, max of the measured time and of the
              comparable time; medians of every other metric; the flags every view shows;
              its noise (bench.analysis.noise)
+    levels   every load level of a serving case (bench.analysis.serving)
 
 Rounds and curve points carry `counted`: in the statistics (measured, and not a disturbed
 round that `--retry-disturbed` replaced).
@@ -174,10 +175,13 @@ def tidy_tables(
         row["host"] = case_host(case, meta)
         row["machine_id"] = (case.worker or {}).get("machine_id")
         row["concurrent_cases"] = shared.get(case.case.id, 0)
+    from bench.analysis.serving import levels_table  # it builds on this module's columns
+
     return {
         "rounds": pd.DataFrame(rounds),
         "curves": pd.DataFrame(curves),
         "summary": pd.DataFrame(summary),
+        "levels": levels_table(cases),
     }
 
 

@@ -74,13 +74,16 @@ def run(args: argparse.Namespace) -> int:
             fmt_num(case.p_value, 2),
             verdict,
         )
-    console.print(table)
-    console.print(
-        "The interval holds the noise between worker processes (pooled over both runs) as well "
-        f"as between rounds: a case is slower when it lies above 0 and the change exceeds "
-        f"{threshold:.0%}."
-    )
-    if not any(case.verdict != compare.NOT_COMPARABLE for case in result.cases):
+    if result.cases or not result.serving:
+        console.print(table)
+        console.print(
+            "The interval holds the noise between worker processes (pooled over both runs) as "
+            f"well as between rounds: a case is slower when it lies above 0 and the change "
+            f"exceeds {threshold:.0%}."
+        )
+    print_serving_comparison(result)
+    compared = [c.verdict for c in [*result.cases, *result.serving]]
+    if not any(verdict != compare.NOT_COMPARABLE for verdict in compared):
         errors.print(
             f"[red]nothing was comparable[/]: no case has measured rounds in both "
             f"{escape(baseline.run_id)} and {escape(candidate.run_id)} (cases are matched by "
@@ -97,4 +100,52 @@ def run(args: argparse.Namespace) -> int:
         f"{len(regressions)} case(s) slower by more than {threshold:.0%} beyond the noise"
         + (": " + ", ".join(escape(c.case_id) for c in regressions) if regressions else "")
     )
-    return 1 if args.fail_above and regressions else 0
+    serving = [c for c in result.serving if c.verdict == compare.REGRESSED]
+    if result.serving:
+        console.print(
+            f"{len(serving)} serving case(s) with fewer requests per server CPU-second by more "
+            f"than {threshold:.0%}"
+            + (
+                ": " + ", ".join(f"{escape(c.case_id)} (batch {c.batch})" for c in serving)
+                if serving
+                else ""
+            )
+        )
+    return 1 if args.fail_above and (regressions or serving) else 0
+
+
+SERVING_COLUMNS = ("scenario", "server", "batch", "req/server CPU-s", "change",
+                   "max req/s change", "p50 change (common rate)", "verdict")  # fmt: skip
+
+
+def print_serving_comparison(result: compare.Comparison) -> None:
+    """Serving cases, matched by case and request size: one measurement per level, so the
+    verdict is the threshold's, on requests per server CPU-second."""
+    if not result.serving:
+        return
+    table = Table(
+        title=f"{result.candidate} against {result.baseline}: serving, per server and request "
+        "size (one measurement each, no interval)",
+        title_justify="left",
+    )
+    for column in SERVING_COLUMNS:
+        table.add_column(
+            column, justify="left" if column in ("scenario", "server", "verdict") else "right"
+        )
+    for case in result.serving:
+        verdict = escape(case.verdict + (f" ({case.note})" if case.note else ""))
+        if case.verdict in STYLE:
+            verdict = f"[{STYLE[case.verdict]}]{verdict}[/]"
+        old, new = case.baseline, case.candidate
+        table.add_row(
+            escape(case.case_id.split("--")[0]),
+            escape(f"{case.implementation} ({case.server})"),
+            f"{case.batch:,}",
+            f"{fmt_num(old.requests_per_cpu_second if old else None, 4)} → "
+            f"{fmt_num(new.requests_per_cpu_second if new else None, 4)}",
+            fmt_change(case.cpu_ratio),
+            fmt_change(case.rps_ratio),
+            fmt_change(case.p50_ratio),
+            verdict,
+        )
+    console.print(table)

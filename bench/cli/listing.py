@@ -12,6 +12,7 @@ from bench import datasets, plugins
 from bench.cli.options import Groups
 from bench.cli.terminal import console, errors
 from bench.scenarios import PROFILES, Scenario, known, origin
+from bench.serving.servers import LOAD_GENERATOR, RUST_SERVERS, missing_program
 
 
 def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
@@ -51,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             status = f"[yellow]skipped[/]: {escape(p.unavailable_reason or '')}"
         table.add_row(p.name, p.model, escape(p.framework), status, escape(p.source))
+    for server in RUST_SERVERS.values():
+        missing = missing_program(server.program) or missing_program(LOAD_GENERATOR)
+        status = f"[yellow]skipped[/]: {escape(missing)}" if missing else "[green]available[/]"
+        where = f"serving scenarios only; {server.program}"
+        table.add_row(server.name, "kmeans", escape(server.framework), status, escape(where))
     console.print(table)
     print_broken(found)
     return 0

@@ -20,6 +20,7 @@ from bench.report.format import (
     MISSING,
     fmt_bytes,
     fmt_half_width,
+    fmt_int,
     fmt_num,
     fmt_pct,
     fmt_seconds,
@@ -94,6 +95,8 @@ def print_summary(runs: Runs) -> None:
     reasons: list[str] = []
     several_hosts = "host" in runs.summary and runs.summary["host"].nunique() > 1
     for name in scenario_names(runs):
+        if runs.scenarios[name].serving is not None:
+            continue  # its table is print_serving's
         rows = case_rows(runs, runs.scenarios[name])
         fastest = fastest_cases(rows)
         for index, row in enumerate(rows):
@@ -241,18 +244,112 @@ def print_scaling(summary: pd.DataFrame, key: str) -> None:
     console.print(table)
 
 
+# Serving: (header, justify). Only the notes wrap; numbers and names are never broken.
+SERVING_COLUMNS = (
+    ("server", "left"),
+    ("batch", "right"),
+    ("max req/s", "right"),
+    ("p99≤bound", "right"),
+    ("rate", "right"),
+    ("p50", "right"),
+    ("p99", "right"),
+    ("p50 c=1", "right"),
+    ("req/CPU-s", "right"),
+    ("errors", "right"),
+    ("× req/s", "right"),
+    ("× p50", "right"),
+    ("× CPU-s", "right"),
+    ("notes", "left"),
+)
+# Against the reference, above 1 better (bench.analysis.serving.RATIOS).
+SERVING_RATIOS = ("max_rps", "common_p50_s", "requests_per_cpu_second")
+
+
+def print_serving(store: RunStore) -> None:
+    """The serving cases of a run, one row per server and request size: max requests/s,
+    requests/s within the p99 bound, p50 and p99 at the common rate, p50 with one request in
+    flight, requests per server CPU-second, errors, ratios against the reference, and the
+    client-bound levels; errors by kind and why a case failed, beneath the table."""
+    from bench.analysis.serving import serving_rows
+
+    records = {(store.run_id, record.case.id): record for record in store.cases()}
+    rows = serving_rows(records, store.scenarios())
+    if not rows:
+        return
+    references = sorted({row.reference for row in rows if row.reference})
+    bounds = {row.batch: row.p99_bound_s for row in rows}
+    table = Table(
+        title="Serving, per server and request size. p99 bound "
+        + ", ".join(f"{fmt_seconds(b)} (batch {n:,})" for n, b in sorted(bounds.items()))
+        + "; rate: the common offered rate of p50 and p99; c=1: one request in flight; "
+        + f"× against {', '.join(references) or 'the reference (not in this run)'}, above 1 "
+        + "is better",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    for header, justify in SERVING_COLUMNS:
+        wraps = header == "notes"
+        table.add_column(
+            header, justify=justify, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis"
+        )
+    footnotes: list[str] = []
+    for row in sorted(rows, key=lambda r: (r.scenario, r.batch, -_finite_or(r.max_rps))):
+        notes = []
+        if row.status != outcomes.OK:
+            footnotes.append(f"{row.label}, batch {row.batch:,}: {row.status}: {row.reason}")
+            notes.append(f"[yellow]{row.status} [{len(footnotes)}][/]")
+        errors = "none"
+        if row.error_counts:
+            footnotes.append(f"{row.label}, batch {row.batch:,}: {row.errors}")
+            errors = f"{sum(row.error_counts.values()):,} [{len(footnotes)}]"
+        if row.client_bound:
+            notes.append(f"client-bound: {', '.join(row.client_bound)}")
+        table.add_row(
+            escape(row.label),
+            f"{row.batch:,}",
+            fmt_int(row.max_rps) + ("[yellow]*[/]" if row.max_client_bound else ""),
+            fmt_int(row.capacity_rps),
+            f"{fmt_int(row.common_rate)}/s",
+            fmt_seconds(row.common_p50_s),
+            fmt_seconds(row.common_p99_s),
+            fmt_seconds(row.unloaded_p50_s),
+            fmt_int(row.requests_per_cpu_second),
+            errors,
+            *(fmt_num(row.vs_reference.get(name)) for name in SERVING_RATIOS),
+            "; ".join(notes),
+        )
+    console.print(table)
+    if any(row.max_client_bound for row in rows):
+        console.print(
+            "* client-bound: the load generator's cores were saturated; the server can do more"
+        )
+    for number, text in enumerate(footnotes, 1):
+        console.print(f"[{number}] {escape(text)}", highlight=False)
+
+
+def _finite_or(value: float, default: float = -1.0) -> float:
+    return value if math.isfinite(value) else default
+
+
 def print_run(store: RunStore) -> None:
-    """A stored run's summary, and its scaling if it is a sweep. Its tables are computed
-    here, not read from (or written to) its CSV files: reading a run writes nothing."""
+    """A stored run's summary (its serving cases apart), and its scaling if it is a sweep.
+    Its tables are computed here, not read from (or written to) its CSV files: reading a run
+    writes nothing."""
+    from bench.report import scenario_names
+
     runs = Runs.load([store])
     if line := cluster_line(store.meta.cluster):
         console.print(escape(line))
-    print_summary(runs)
+    if any(runs.scenarios[name].serving is None for name in scenario_names(runs)):
+        print_summary(runs)
+    print_serving(store)
     if sweep := store.meta.sweep:
         print_scaling(runs.summary, sweep["key"])
     console.print(
         f"\nResults: [bold]{escape(str(store.directory))}[/] (summary.csv, rounds.csv, "
-        "benchmarks/*.json for `pytest-benchmark compare`; both give the IQR the same way, "
-        "docs/measurement.md)",
+        "levels.csv, benchmarks/*.json for `pytest-benchmark compare`; both give the IQR the "
+        "same way, docs/measurement.md)",
         highlight=False,
     )

@@ -65,7 +65,9 @@ def run_checks(
     chosen = [known[s] if isinstance(s, str) else s for s in scenarios or known.values()]
     checks = TRAINER_CHECKS if issubclass(plugin_class, Trainer) else CLUSTERER_CHECKS
     results, supported = [], []
-    for scenario in (s for s in chosen if s.model == plugin_class.model):
+    # A serving scenario serves a model the harness fitted: nothing of it to check here.
+    fitted = (s for s in chosen if s.model == plugin_class.model and s.serving is None)
+    for scenario in fitted:
         why = plugin_class.why_unsupported(scenario)
         if why:
             results.append(

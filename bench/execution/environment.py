@@ -53,6 +53,11 @@ RUST_CRATES = (
     "pyo3",
     "numpy",
     "rayon",
+    # the serving benchmark's programs (bench/serving/rust)
+    "tonic",
+    "prost",
+    "tokio",
+    "hdrhistogram",
 )
 
 
@@ -205,7 +210,8 @@ def _git_dirty(project_dir: Path) -> bool | None:
 
 
 def rust_stamp_dir() -> Path:
-    """Where `tools/build_rust.py` records each extension it installed in this environment."""
+    """Where `tools/build_rust.py` records each extension (and crate of programs) it installed
+    in this environment."""
     return Path(sys.prefix) / "bench-rust"
 
 
@@ -222,12 +228,26 @@ def rust_builds(project_dir: Path) -> dict[str, Any] | None:
         version = re.search(r'^version = "(.+)"$', package, re.MULTILINE)
         if name and version and name.group(1) in RUST_CRATES:
             crates.setdefault(name.group(1), []).append(version.group(1))
-    builds = {
+    records = {
         stamp.stem: json.loads(stamp.read_text(encoding="utf-8"))
         for stamp in sorted(rust_stamp_dir().glob("*.json"))
-        if importlib.util.find_spec(stamp.stem) is not None
     }
+    builds = {name: record for name, record in records.items() if _installed(name, record)}
     return {"crates": {name: ", ".join(v) for name, v in sorted(crates.items())}, "builds": builds}
+
+
+def _installed(name: str, record: dict) -> bool:
+    """Whether what a build record describes is still here: its extension module, or for a
+    crate of programs, every program beside this interpreter."""
+    if "binaries" in record:
+        return all((rust_program_dir() / binary).is_file() for binary in record["binaries"])
+    return importlib.util.find_spec(name) is not None
+
+
+def rust_program_dir() -> Path:
+    """Where `tools/build_rust.py` installs the compiled programs: beside the interpreter of
+    this environment, as pip installs console scripts."""
+    return Path(sys.executable).parent
 
 
 def _relevant_variables() -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The one way the harness starts a Python process of its own: a case's worker, the peak
-probe, the conformance suite's thread probe.
+"""The one way the harness starts a process of its own: a case's worker, the peak probe, the
+conformance suite's thread probe (`run_python`, to their end); a serving case's server and
+load generator (`start_program`, in the background).
 
 Each child gets the same environment: thread caps for every known pool set before it imports
 anything (`threads.thread_environment`), unbuffered output, TensorFlow's start-up chatter
@@ -87,6 +88,24 @@ def run_python(
     except BaseException:
         _kill_group(process)
         raise
+
+
+def start_program(
+    command: Sequence[str], *, threads: int, log: IO[bytes], cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start `command` (a harness program, Python or compiled) in the background with the
+    environment of `threads`; its stdout is a pipe to read, its stderr goes to `log`. It
+    stays in this process's group, so that killing a case's worker group (the runner does, at
+    the case's deadline or on Ctrl-C) kills it too; the program itself asks the kernel to kill
+    it when this process dies."""
+    return subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=environment(threads),
+    )
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -18,6 +18,7 @@ from bench.names import UnknownName, check_name
 from bench.plugins import Plugin, Registry
 from bench.records import Case, DatasetResolution
 from bench.scenarios import PROFILES, Scenario, known, named_on_command_line
+from bench.serving import plan as serving_plan
 
 
 def select_scenarios(names: Sequence[str]) -> list[Scenario]:
@@ -76,7 +77,7 @@ def check_selection(
     """Refuse unknown implementation, profile or device names, before anything slow happens."""
     check_name("profile", profile, PROFILES)
     for name in implementations:
-        check_name("implementation", name, registry.names())
+        check_name("implementation", name, [*registry.names(), *serving_plan.names()])
     for device in devices:
         if not DEVICE.match(device):
             raise UnknownName(f"unknown device {reprlib.repr(device)}. Valid: {DEVICE_RULE}.")
@@ -109,6 +110,19 @@ def plan(
     datasets = datasets or {}
     cases = []
     for scenario in scenarios:
+        if scenario.serving is not None:
+            cases += serving_plan.serving_cases(
+                registry,
+                scenario,
+                implementations=implementations,
+                profile=profile,
+                thread_counts=thread_counts or (threads.available_cores(),),
+                devices=devices,
+                timeout_s=timeout_s,
+                seed=seed,
+                dataset=datasets.get(scenario.name),
+            )
+            continue
         budget = scenario.budget(profile)
         plugins = [
             p

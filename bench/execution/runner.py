@@ -32,16 +32,20 @@ from bench.files import atomic_write_json
 from bench.records import (
     BENCHMARK_FILE,
     CASE_FILE,
+    LEVELS_FILE,
     LOG_FILE,
     OUTCOME_FILE,
     PROCESS_FILE,
     ROUNDS_FILE,
     SCENARIO_KEY,
+    SERVER_FILE,
     Case,
     CaseRecord,
+    LevelRecord,
     Outcome,
     ProcessPlan,
     RoundRecord,
+    ServerRecord,
 )
 from bench.store import RunStore
 
@@ -188,6 +192,7 @@ def measure_case(
                     worker_seconds=time.perf_counter() - started,
                     started_at=started_at,
                     ended_at=timestamp(),
+                    **_serving_results(workdir),
                 )
                 raise CaseInterrupted(record) from None
             previous, rounds = rounds, _read_rounds(workdir)
@@ -215,6 +220,7 @@ def measure_case(
         stopped_half_width=_finite_or_none(decision.interval.half_width)
         if ok and decision.interval
         else None,
+        **_serving_results(workdir),
     )
     return Measured(record, benchmark if benchmark.is_file() else None)
 
@@ -280,16 +286,33 @@ def _outcome(
 
 
 def _read_rounds(workdir: Path) -> tuple[RoundRecord, ...]:
-    path = workdir / ROUNDS_FILE
+    return _read_lines(workdir / ROUNDS_FILE, RoundRecord)
+
+
+def _read_lines(path: Path, record: type) -> tuple:
+    """The records a worker appended to `path`, one JSON object per line."""
     if not path.is_file():
         return ()
-    rounds = []
+    found = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            rounds.append(RoundRecord.from_json(json.loads(line)))
+            found.append(record.from_json(json.loads(line)))
         except json.JSONDecodeError:
             break  # the line being written when the worker died
-    return tuple(rounds)
+    return tuple(found)
+
+
+def _serving_results(workdir: Path) -> dict:
+    """A serving case's load levels and server setup, as far as its worker wrote them."""
+    server = workdir / SERVER_FILE
+    return {
+        "levels": _read_lines(workdir / LEVELS_FILE, LevelRecord),
+        "server": (
+            ServerRecord.from_json(json.loads(server.read_text(encoding="utf-8")))
+            if server.is_file()
+            else None
+        ),
+    }
 
 
 def _log_tail(workdir: Path) -> str:

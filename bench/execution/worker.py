@@ -134,6 +134,15 @@ def run_case(case: Case, workdir: Path, definition: dict | None = None) -> Outco
     from bench import outcomes, plugins
     from bench.execution.suites.context import CaseContext
 
+    try:
+        scenario = case_scenario(case, definition)
+    except Exception as error:  # a stored definition this version cannot read
+        return Outcome(outcomes.FAILED, f"reading the scenario: {error}", traceback.format_exc())
+    if scenario.serving is not None:
+        # A serving case's measurements are its load levels, not pytest-benchmark rounds.
+        from bench.serving import suite
+
+        return suite.run_case(case, scenario, workdir)
     rounds_file = (workdir / ROUNDS_FILE).open("a", encoding="utf-8")
 
     def on_round(record: RoundRecord) -> None:
@@ -148,7 +157,6 @@ def run_case(case: Case, workdir: Path, definition: dict | None = None) -> Outco
         devices.place(case.device)
         devices.exact_arithmetic(case.device)
         threads.apply_to_frameworks(case.threads)
-        scenario = case_scenario(case, definition)
         if reason := cls.why_unsupported(scenario):  # a user's scenario is first seen here
             return Outcome(outcomes.UNSUPPORTED, reason)
         stage = "loading the data"

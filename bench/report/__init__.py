@@ -6,6 +6,8 @@ Data and rendering stay apart:
     load       the runs: records, stored scenario definitions, tidy tables
     rows       one CaseRow per case: label, flags, comparable time, speed-up
     sections   one section per scenario: its table, K-Means agreement, figure specs
+    serving    a serving scenario's section: per request size, each server's throughput,
+               latencies and costs, its throughput-latency curve, every level
     sweeps     a sweep's scaling plots and fitted exponents, thread speed-ups
     overview   header, banners, at a glance, problems, comparison, environment
     articles   each article's published numbers beside this run's
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from bench.files import atomic_write_text
 from bench.records import DISTURBED_WAIT_SHARE
-from bench.report import articles, figures, overview, sections
+from bench.report import articles, figures, overview, sections, serving
 from bench.report.format import fmt_half_width, fmt_pct, fmt_seconds, fmt_time
 from bench.report.load import Runs
 from bench.report.render import render_html, render_markdown
@@ -110,9 +112,12 @@ def build(stores: Sequence[RunStore], *, baseline: RunStore | None = None) -> di
     runs = Runs.load(stores)
     implementations = list(runs.summary["implementation"]) if len(runs.summary) else []
     colours = figures.colours(implementations)
-    scenario_sections = []
+    scenario_sections, serving_sections = [], []
     for name in scenario_names(runs):
         scenario = runs.scenarios[name]
+        if scenario.serving is not None:
+            serving_sections.append(serving.serving_section(runs, scenario, colours))
+            continue
         section = sections.scenario_section(runs, scenario, colours)
         section["brief"] = [_brief(row, scenario) for row in section["rows"]]
         section["glance"] = overview.glance(section, scenario)
@@ -132,9 +137,16 @@ def build(stores: Sequence[RunStore], *, baseline: RunStore | None = None) -> di
         "noise": overview.noise(runs),
         "broken_plugins": [b for meta in runs.metas for b in meta.broken_plugins],
         "problems": overview.problems(runs),
-        "glance": [line for s in scenario_sections for line in s["glance"]],
+        "glance": [
+            *(line for s in scenario_sections for line in s["glance"]),
+            *(serving.glance(s) for s in serving_sections),
+        ],
         "sections": scenario_sections,
-        "articles": articles.articles(runs, scenario_sections),
+        "serving": serving_sections,
+        "articles": [
+            *articles.articles(runs, scenario_sections),
+            *serving.serving_articles(runs, serving_sections),
+        ],
         "comparison": overview.comparison(baseline, stores[-1]) if baseline else None,
         "environments": environments,
         "peak_measured": any(meta.machine_peak for meta in runs.metas)

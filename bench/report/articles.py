@@ -3,6 +3,8 @@ the two differ wherever they do (budget, data, capped rounds)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from bench.analysis.intervals import ratio_interval
 from bench.report.format import fmt_cores, fmt_int, fmt_num, fmt_pct, fmt_speedup, fmt_time
 from bench.report.load import Runs
@@ -49,8 +51,6 @@ def _versus(row: CaseRow, other: CaseRow) -> str:
 def _answer(published: Published, ok: dict[str, CaseRow], profile: str) -> tuple[str, list]:
     """This run's number for one published number, and the rows it comes from."""
     metric = published.metric.lower()
-    if "served" in metric:
-        return "not measured here: this run has no serving benchmark", []
     name = published.measured_by
     row = ok.get(name)
     if row is None:
@@ -113,31 +113,54 @@ def articles(runs: Runs, sections: list[dict]) -> list[dict]:
         ok = [r for r in headline(rows) if r.ok]
         reference = next((r.reference for r in ok if r.reference), "")
         found.append(
-            {
-                "name": scenario.name,
-                "anchor": section["anchor"],
-                "article": scenario.article,
-                "published": [
-                    {
-                        "implementation": p.implementation,
-                        "metric": p.metric,
-                        "value": p.value,
-                        "here": published_here(p, scenario, rows, profiles),
-                    }
-                    for p in scenario.published
-                ],
-                "reference": reference,
-                "speeds": [
+            article_entry(
+                scenario,
+                section["anchor"],
+                lambda p, scenario=scenario, rows=rows: published_here(p, scenario, rows, profiles),
+                reference=reference,
+                speeds=[
                     {"label": r.label, "flags": _case_flags(r), "speed": _speed(r)}
                     for r in ok
                     if r.implementation != r.reference
                 ],
-                "deviations": list(scenario.deviations),
-                "case_deviations": sorted(plan_deviations.get(scenario.name, {}).items()),
-                "run_notes": run_notes,
-            }
+                case_deviations=sorted(plan_deviations.get(scenario.name, {}).items()),
+                run_notes=run_notes,
+            )
         )
     return found
+
+
+def article_entry(
+    scenario: Scenario,
+    anchor: str,
+    here: Callable[[Published], dict],
+    *,
+    reference: str = "",
+    speeds: Sequence[dict] = (),
+    case_deviations: Sequence[tuple[str, list[str]]] = (),
+    run_notes: Sequence[str] = (),
+) -> dict:
+    """A scenario's part of "Articles vs here": each published number with `here(number)`
+    beside it (its "here" cell: text, flags, how the budget differs), then the notes."""
+    return {
+        "name": scenario.name,
+        "anchor": anchor,
+        "article": scenario.article,
+        "published": [
+            {
+                "implementation": p.implementation,
+                "metric": p.metric,
+                "value": p.value,
+                "here": here(p),
+            }
+            for p in scenario.published
+        ],
+        "reference": reference,
+        "speeds": list(speeds),
+        "deviations": list(scenario.deviations),
+        "case_deviations": list(case_deviations),
+        "run_notes": list(run_notes),
+    }
 
 
 def _speed(row: CaseRow) -> str:

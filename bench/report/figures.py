@@ -75,6 +75,25 @@ class ThreadSeries:
 
 
 @dataclass(frozen=True)
+class LatencySeries:
+    """One server's latencies against the throughput it achieved, level by level (seconds,
+    answered requests per second): open-loop levels in order of offered rate (those with
+    errors apart: overloaded), closed-loop levels in order of concurrency."""
+
+    label: str
+    colour: str
+    open_rps: list[float]
+    open_p50: list[float]
+    open_p99: list[float]
+    closed_rps: list[float]
+    closed_p50: list[float]
+    closed_p99: list[float]
+    overloaded_rps: list[float]
+    overloaded_p50: list[float]
+    overloaded_p99: list[float]
+
+
+@dataclass(frozen=True)
 class Figure:
     """What to draw: the name of one of this module's plots, its arguments, and the salt."""
 

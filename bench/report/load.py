@@ -26,6 +26,7 @@ class Runs:
     rounds: pd.DataFrame
     curves: pd.DataFrame
     summary: pd.DataFrame
+    levels: pd.DataFrame  # serving cases' load levels
     # run_id -> the between-process noise of the run's cases, which its intervals include
     pools: dict[str, Pool] = field(default_factory=dict)
 

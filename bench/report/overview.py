@@ -166,7 +166,7 @@ def problems(runs: Runs) -> list[dict]:
                 "threads": spec.threads,
                 "status": record.status if record.status != outcomes.OK else "capped",
                 "reason": reason,
-                "kept": len(measured),
+                "kept": f"{len(record.levels)} levels" if record.levels else len(measured),
                 "details": (record.log_tail or record.details or "").strip(),
             }
         )

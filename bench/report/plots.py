@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFormatter
 
-from bench.report.figures import Bar, Curve, Figure, Point, Series, ThreadSeries
+from bench.report.figures import Bar, Curve, Figure, LatencySeries, Point, Series, ThreadSeries
 from bench.report.format import NBSP, fmt_seconds
 from bench.report.labels import place_labels
 from bench.report.style import INK, MUTED, STYLE, plain_text
@@ -331,12 +331,48 @@ def _log_x_if_wide(ax: plt.Axes, values: Sequence[float]) -> bool:
     return False
 
 
+def latency_curves(series: Sequence[LatencySeries], bound: float, title: str, salt: str) -> str:
+    """p50 (solid) and p99 (dashed) latency against achieved requests per second, on log-log
+    axes: a line through the open-loop levels without errors, crosses at those with errors
+    (overloaded: their throughput falls back), hollow markers at the closed-loop levels; the
+    p99 bound as a dotted line."""
+    with plt.rc_context(STYLE):
+        fig, ax = _figure_with_legend([s.label for s in series], width=5.4)
+        for k, s in enumerate(series):
+            label = plain_text(s.label)
+            ax.plot(s.open_rps, s.open_p50, "o-", color=s.colour, markersize=3.5, label=label,
+                    gid=f"{salt}-data-{k}")  # fmt: skip
+            ax.plot(s.open_rps, s.open_p99, "o--", color=s.colour, markersize=3.5, linewidth=1)
+            for latencies, marker in ((s.closed_p50, "o"), (s.closed_p99, "^")):
+                ax.plot(s.closed_rps, latencies, marker, color=s.colour, markersize=5,
+                        markerfacecolor="none", linestyle="none")  # fmt: skip
+            for latencies, marker in ((s.overloaded_p50, "x"), (s.overloaded_p99, "1")):
+                ax.plot(s.overloaded_rps, latencies, marker, color=s.colour, markersize=6,
+                        linestyle="none")  # fmt: skip
+        if _ok(bound):
+            ax.axhline(bound, color=MUTED, linewidth=0.9, linestyle=":")
+            ax.annotate(f"p99 bound {_seconds(bound)}", (0.01, bound), xycoords=("axes fraction",
+                        "data"), color=MUTED, fontsize=8, va="bottom")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(_seconds))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("answered requests per second (log scale)")
+        ax.set_ylabel("latency (log scale)")
+        ax.set_title(title)
+        _legend_below(ax, salt)
+        return to_svg(fig, salt)
+
+
 _PLOTS = {
     "time_bars": time_bars,
     "accuracy_curves": accuracy_curves,
     "pareto_scatter": pareto_scatter,
     "scaling": scaling,
     "thread_scaling": thread_scaling,
+    "latency_curves": latency_curves,
 }
 
 

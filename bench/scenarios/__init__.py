@@ -22,6 +22,8 @@ from bench.scenarios.model import (
     Optimizer,
     Published,
     Scenario,
+    ServingLoad,
+    ServingSpec,
     smoke_budget,
 )
 from bench.scenarios.sources import ENV_VARIABLE, known, named_on_command_line, origin, use
@@ -44,6 +46,8 @@ __all__ = [
     "Optimizer",
     "Published",
     "Scenario",
+    "ServingLoad",
+    "ServingSpec",
     "ScenarioFileError",
     "known",
     "named_on_command_line",

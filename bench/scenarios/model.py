@@ -201,6 +201,70 @@ class Published:
         return self.answered_by or self.implementation
 
 
+# --- serving -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServingLoad:
+    """The load levels one profile puts on a server, for one request size.
+
+    Closed loop: `concurrencies` requests in flight, each sent when the previous answer
+    arrives. Open loop: requests started at Poisson arrival times of each of `rates` (offered
+    requests per second), answered or not. Every level stops after `seconds_per_level` or
+    `max_requests_per_level`, whichever comes first; every request has a deadline. The report
+    compares implementations at `common_rate` (one of `rates`) and finds the highest
+    throughput whose p99 latency stays within `p99_bound_s` (MLPerf's Server scenario)."""
+
+    batch: int  # points per request
+    concurrencies: tuple[int, ...]
+    rates: tuple[float, ...]
+    seconds_per_level: float
+    max_requests_per_level: int
+    common_rate: float
+    p99_bound_s: float
+    warmup_requests: int = 100  # sent before the first level of this size, not recorded
+    deadline_s: float = 1.0
+
+    @property
+    def level_count(self) -> int:
+        return len(self.concurrencies) + len(self.rates)
+
+
+# A level's worst case beyond its own seconds and one deadline: starting the load generator
+# and its grace, and asking the server whether it still answers afterwards.
+LEVEL_OVERHEAD_S = 20.0
+# Levels per request size whose backlog a case's time limit leaves time to work through.
+OVERLOADS_PER_SIZE = 2
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """A model served over gRPC (Palmieri 2019's second half): fitted once, untimed, on the
+    scenario's data, then loaded level by level for each request size."""
+
+    loads: dict[str, tuple[ServingLoad, ...]]  # profile -> one per request size
+    query_points: int = 8_192  # points the requests are cut from, drawn from the data
+    fit_allowance_s: float = 120.0  # for the untimed fit of the model (1M points in full)
+    start_timeout_s: float = 120.0  # for a server to import its framework and listen
+    # After a level, for an overloaded server to work through its backlog and answer again.
+    recovery_limit_s: float = 120.0
+
+    def longest_case_seconds(self, profile: str) -> float:
+        """The most one case may take under `profile`: fitting, starting the server, then
+        every level (and the warm-up before them) to its time bound and its worst-case
+        overhead, and two recoveries from overload per request size."""
+        return (
+            self.fit_allowance_s
+            + self.start_timeout_s
+            + sum(
+                (load.level_count + 1)
+                * (load.seconds_per_level + load.deadline_s + LEVEL_OVERHEAD_S)
+                + OVERLOADS_PER_SIZE * self.recovery_limit_s
+                for load in self.loads[profile]
+            )
+        )
+
+
 # --- scenario ----------------------------------------------------------------------------
 
 
@@ -231,6 +295,8 @@ class Scenario:
     # clusterers
     kmeans: KMeansSpec | None = None
     seed: int = 0
+    # serving (a served model instead of a timed fit or training)
+    serving: ServingSpec | None = None
 
     def budget(self, profile: str) -> Budget:
         return self.budgets[profile]

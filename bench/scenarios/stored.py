@@ -15,6 +15,8 @@ from bench.scenarios.model import (
     Optimizer,
     Published,
     Scenario,
+    ServingLoad,
+    ServingSpec,
 )
 
 _LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv2d, MaxPool2d, Flatten)}
@@ -48,5 +50,25 @@ def scenario_from_json(data: dict) -> Scenario:
             "input_shape": tuple(data.get("input_shape") or ()),
             "optimizer": build(Optimizer, data.get("optimizer")),
             "kmeans": build(KMeansSpec, data.get("kmeans")),
+            "serving": _serving_from_json(data.get("serving")),
         }
     )
+
+
+def _serving_from_json(data: dict | None) -> ServingSpec | None:
+    if data is None:
+        return None
+    loads = {
+        profile: tuple(
+            ServingLoad(
+                **{
+                    **load,
+                    "concurrencies": tuple(load["concurrencies"]),
+                    "rates": tuple(load["rates"]),
+                }
+            )
+            for load in levels
+        )
+        for profile, levels in data["loads"].items()
+    }
+    return ServingSpec(**{**data, "loads": loads})
