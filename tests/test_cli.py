@@ -10,6 +10,7 @@ import pytest
 from conftest import PLUGINS, bench_command, smoke_args
 
 from bench import cli
+from bench.execution.measure import SHORTEST_ROUND_PER_EXTRA_THREAD_S
 
 
 @pytest.mark.parametrize(
@@ -95,7 +96,11 @@ def test_a_run_stores_tidy_tables_and_pytest_benchmark_json(tmp_path):
     mlp = rounds[(rounds.scenario == "dlfs-mlp") & (rounds.implementation == "numpy-vectorized")]
     assert list(mlp.warmup) == [True, False, False]
     assert (mlp.wall_seconds > 0).all() and (mlp.cpu_seconds > 0).all()
-    assert ((mlp.utilisation > 0) & (mlp.utilisation <= 1.5)).all()
+    # A smoke round lasts milliseconds: on more than one thread its CPU share is not
+    # measurable (test_measure) and is left out rather than shown wrong.
+    measurable = mlp.wall_seconds >= (mlp.threads - 1) * SHORTEST_ROUND_PER_EXTRA_THREAD_S
+    assert mlp.utilisation[~measurable].isna().all()
+    assert ((mlp.utilisation > 0) & (mlp.utilisation <= 1.5))[measurable].all()
     assert (mlp.peak_rss_bytes > 10 * 2**20).all()
     assert mlp.test_accuracy.between(0, 1).all() and mlp.train_accuracy.between(0, 1).all()
     kmeans = rounds[(rounds.scenario == "linfa-kmeans") & (rounds.implementation == "sklearn")]

@@ -1,3 +1,4 @@
+import math
 import time
 
 import numpy as np
@@ -61,6 +62,17 @@ def test_round_cost_derives_cores_and_utilisation():
     assert cost["effective_cores"] == 1.5
     assert cost["utilisation"] == 0.75
     assert cost["samples_per_second"] == 500
+
+
+def test_a_round_too_short_for_other_threads_cpu_clocks_has_no_cpu_share():
+    """Other threads' CPU time lags by up to a scheduler tick: a 2 ms round on 2 threads
+    showed 155 % utilisation. Such a round keeps its CPU seconds but reports no share."""
+    short = round_cost(wall=0.002, cpu=0.006, threads=2, samples=10, peak_rss=1)
+    assert math.isnan(short["utilisation"]) and math.isnan(short["effective_cores"])
+    assert short["cpu_seconds"] == 0.006 and short["samples_per_second"] == 5000
+    # One thread: getrusage is exact for the calling thread, whatever the round's length.
+    alone = round_cost(wall=0.002, cpu=0.002, threads=1, samples=10, peak_rss=1)
+    assert alone["utilisation"] == 1.0
 
 
 def test_pauses_never_charge_their_own_reads_to_training_cpu():

@@ -18,6 +18,13 @@ import psutil
 
 from bench.execution import contention
 
+# getrusage is exact for the calling thread, but the kernel brings another thread's CPU time
+# up to date only at its scheduler tick (4 ms at the HZ=250 of common distribution kernels), so
+# each other busy thread can be up to a tick behind or ahead at a round's edges. A round
+# shorter than this much wall time per extra thread would show a CPU share more than 10 % off
+# (smoke rounds of a few ms showed 155 %): its utilisation and effective cores are not
+# reported (NaN, shown as "–"), its CPU seconds are.
+SHORTEST_ROUND_PER_EXTRA_THREAD_S = 0.04
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
@@ -152,11 +159,12 @@ class PeakMemory:
 def round_cost(*, wall: float, cpu: float, threads: int, samples: int, peak_rss: int) -> dict:
     """The cost metrics every round records, whatever the model."""
     measured = wall > 0
+    cpu_share_measured = measured and wall >= (threads - 1) * SHORTEST_ROUND_PER_EXTRA_THREAD_S
     return {
         "wall_seconds": wall,
         "cpu_seconds": cpu,
-        "effective_cores": cpu / wall if measured else math.nan,
-        "utilisation": cpu / (wall * threads) if measured else math.nan,
+        "effective_cores": cpu / wall if cpu_share_measured else math.nan,
+        "utilisation": cpu / (wall * threads) if cpu_share_measured else math.nan,
         "peak_rss_bytes": peak_rss,
         "samples": samples,
         "samples_per_second": samples / wall if measured else math.nan,
