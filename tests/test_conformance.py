@@ -4,6 +4,7 @@ deliberately wrong plugins (each must fail the check that matches its mistake)."
 import dataclasses
 import subprocess
 import sys
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -395,3 +396,50 @@ def test_unsupported_scenarios_and_missing_requirements_are_reported_not_run():
 
     (result,) = conformance.run_checks(NeedsMissing)
     assert not result.passed and "a_module_that_is_not_installed" in result.detail
+
+
+# --- bench check --device ----------------------------------------------------------------
+
+
+class RecordsItsDevice(NumpyMLP):
+    """NumPy math on any device name: shows which device the checks build it on."""
+
+    devices = ("cpu", "cuda")
+    built_on: ClassVar[list[str]] = []
+
+    def __init__(self, scenario, parameters, seed, device="cpu"):
+        RecordsItsDevice.built_on.append(device)
+        super().__init__(scenario, parameters, seed, "cpu")
+
+
+def test_checks_build_the_implementation_on_the_device_asked_for():
+    RecordsItsDevice.built_on = []
+    results = results_by_check(
+        conformance.run_checks(RecordsItsDevice, ["tch-mlp"], only=["matches-reference"])
+    )
+    assert results["matches-reference"].passed and set(RecordsItsDevice.built_on) == {"cpu"}
+    RecordsItsDevice.built_on = []
+    results = results_by_check(
+        conformance.run_checks(
+            RecordsItsDevice, ["tch-mlp"], only=["matches-reference"], device="cuda:1"
+        )
+    )
+    assert results["matches-reference"].passed, results
+    assert set(RecordsItsDevice.built_on) == {"cuda:1"}
+
+
+def test_a_device_the_implementation_does_not_declare_is_one_failed_check_saying_so():
+    (result,) = conformance.run_checks(NumpyMLP, ["tch-mlp"], device="cuda")
+    assert result.name == "device" and not result.passed
+    assert "declares devices = (cpu), not cuda" in result.detail
+
+
+def test_bench_check_on_a_gpu_this_machine_lacks_says_so_instead_of_failing_checks():
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: tests/device/run.sh checks it")
+    code, out = bench("check", "torch", "--scenario", "tch-mlp", "--device", "cuda")
+    assert code == 2, out
+    assert "--device cuda: no CUDA device on this machine" in out and "FAIL" not in out

@@ -12,7 +12,7 @@ from bench import plugins
 from bench.cli.listing import print_broken
 from bench.cli.options import Groups, UsageError, split
 from bench.cli.terminal import console
-from bench.execution import plan
+from bench.execution import devices, plan
 from bench.names import UnknownName, closest
 
 
@@ -23,6 +23,12 @@ def add_parser(commands: argparse._SubParsersAction, groups: Groups) -> None:
     parser.add_argument("impl", metavar="IMPL", help="implementation name (see `bench list`)")
     parser.add_argument(
         "--scenario", "-s", action="append", metavar="S", help="only these scenario(s)"
+    )
+    parser.add_argument(
+        "--device",
+        metavar="D",
+        help="run the checks on this device (cuda, cuda:1), held to the same float64 reference "
+        "with TF32 off; default: the CPU when the implementation declares it",
     )
     parser.set_defaults(func=run)
 
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     for plugin in chosen:
         console.print(f"[bold]{plugin.name}[/] ({plugin.model}) from {escape(plugin.source)}")
         results = (
-            conformance.run_checks(plugin.cls, scenarios)
+            _checks_on_device(conformance, plugin, scenarios, args.device)
             if plugin.available
             else [conformance.CheckResult("requirements", False, plugin.unavailable_reason or "")]
         )
@@ -82,3 +88,14 @@ def run(args: argparse.Namespace) -> int:
         failed += sum(not r.passed for r in results)
     console.print("[red]conformance: failed[/]" if failed else "[green]conformance: passed[/]")
     return 1 if failed else 0
+
+
+def _checks_on_device(conformance, plugin: plugins.Plugin, scenarios, device: str | None):
+    """The checks, on `device` when one is asked for: a GPU this machine lacks is the user's
+    mistake to hear about, not a failed check."""
+    cls = plugin.cls  # imports the implementation, and so its framework, which is asked
+    if device is not None and (why := devices.unavailable(device)):
+        raise UsageError(f"--device {device}: {why}")
+    if device is not None:
+        devices.exact_arithmetic(device)
+    return conformance.run_checks(cls, scenarios, device=device)

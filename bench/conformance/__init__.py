@@ -31,7 +31,7 @@ from pathlib import Path
 from bench import plugins, reference
 from bench.api import Implementation, Trainer
 from bench.conformance.clusterers import CLUSTERER_CHECKS
-from bench.conformance.common import CHECKS, CheckFailed, CheckResult
+from bench.conformance.common import CHECKS, CheckFailed, CheckResult, on_device
 from bench.conformance.thread_limit import check_thread_limit, check_thread_limit_here
 from bench.conformance.trainers import TRAINER_CHECKS
 from bench.scenarios import Scenario
@@ -53,10 +53,33 @@ def run_checks(
     *,
     only: Sequence[str] | None = None,
     limited_here: bool = False,
+    device: str | None = None,
 ) -> list[CheckResult]:
     """Every check (or those named in `only`) for every scenario of the plugin's model. With
     `limited_here`, this process was started limited to 1 thread, and the thread-limit check
-    looks at it instead of starting another."""
+    looks at it instead of starting another. With `device` (`cuda`, `cuda:1`), the
+    implementation runs there and is held to the same float64 reference; the thread-limit
+    check, about CPU thread pools, still runs on the CPU."""
+    if device is not None and device.partition(":")[0] not in plugin_class.devices:
+        declared = ", ".join(plugin_class.devices)
+        return [
+            CheckResult(
+                "device",
+                False,
+                f"{plugin_class.name} declares devices = ({declared}), not {device}: add it to "
+                "`devices` if the implementation can run there",
+            )
+        ]
+    with on_device(device):
+        return _checks(plugin_class, scenarios, only, limited_here)
+
+
+def _checks(
+    plugin_class: type[Implementation],
+    scenarios: Iterable[Scenario | str] | None,
+    only: Sequence[str] | None,
+    limited_here: bool,
+) -> list[CheckResult]:
     missing = plugins.missing_requirements(plugin_class.requires)
     if missing:
         reason = plugins.requirements_reason(missing, plugin_class.install_hint)

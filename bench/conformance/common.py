@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from bench.api import Implementation
@@ -32,7 +35,23 @@ class CheckFailed(Exception):
     """A check found a contract violation; the message says what and how to fix it."""
 
 
+# The device `bench check --device` asked for; None: the implementation's CPU if it has one.
+_CHOSEN_DEVICE: ContextVar[str | None] = ContextVar("chosen_device", default=None)
+
+
+@contextlib.contextmanager
+def on_device(device: str | None) -> Iterator[None]:
+    """Every check inside builds its implementations on `device` (None: the default)."""
+    token = _CHOSEN_DEVICE.set(device)
+    try:
+        yield
+    finally:
+        _CHOSEN_DEVICE.reset(token)
+
+
 def device_for(cls: type[Implementation]) -> str:
+    if (chosen := _CHOSEN_DEVICE.get()) is not None:
+        return chosen
     return "cpu" if "cpu" in cls.devices else cls.devices[0]
 
 
