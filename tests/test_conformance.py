@@ -443,3 +443,39 @@ def test_bench_check_on_a_gpu_this_machine_lacks_says_so_instead_of_failing_chec
     code, out = bench("check", "torch", "--scenario", "tch-mlp", "--device", "cuda")
     assert code == 2, out
     assert "--device cuda: no CUDA device on this machine" in out and "FAIL" not in out
+
+
+def test_under_adam_only_a_few_ill_conditioned_elements_are_left_out():
+    from bench.conformance.trainers import ADAM_ILL_CONDITIONED_SHARE, _parameter_error
+
+    start = {"W": np.zeros(200_000), "b": np.zeros(10)}
+    expected = {"W": np.full(200_000, 1.0), "b": np.full(10, 1.0)}
+    one_off = {"W": expected["W"].copy(), "b": expected["b"].copy()}
+    one_off["W"][7] += 0.5  # one element, as rounding leaves it under Adam
+    share = ADAM_ILL_CONDITIONED_SHARE
+    assert _parameter_error(one_off, expected, start) == (0.5, "W")
+    assert _parameter_error(one_off, expected, start, share)[0] == 0.0  # 2 of 200 000 left out
+    three_off = {**one_off, "W": one_off["W"].copy()}
+    three_off["W"][[8, 9]] += 0.25
+    assert _parameter_error(three_off, expected, start, share)[0] == 0.25  # the third counts
+    small_off = {**expected, "b": expected["b"] + np.eye(10)[3]}  # 10 elements: none left out
+    assert _parameter_error(small_off, expected, start, share) == (1.0, "b")
+    with_nan = {**expected, "W": expected["W"].copy()}
+    with_nan["W"][0] = np.nan
+    assert np.isnan(_parameter_error(with_nan, expected, start, share)[0])
+
+
+def test_a_wrong_adam_trainer_still_fails_matches_reference():
+    TorchCNN = builtin("torch", "cnn")
+
+    class WrongBeta(TorchCNN):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            for group in self.optimizer.param_groups:
+                group["betas"] = (0.89, group["betas"][1])
+
+    results = results_by_check(
+        conformance.run_checks(WrongBeta, ["dlfs-cnn"], only=["matches-reference"])
+    )
+    assert not results["matches-reference"].passed
+    assert "largest differences left out" in results["matches-reference"].detail

@@ -47,6 +47,14 @@ RTOL = {"float32": 1e-3, "float64": 1e-9}
 # Adam with a negligible eps: each update is then lr * m_hat / sqrt(v_hat), independent of
 # the gradients' scale, and the float32 tolerance above holds (measured: at most 4e-4).
 ADAM_CHECK_EPS = 1e-30
+# Even so, an element whose gradients are at the level of their own float32 rounding (large
+# terms cancelling in its sum) gets an update m_hat / sqrt(v_hat) set by that rounding: Keras's
+# oneDNN convolutions on an AVX-512 CPU put 1 element of dlfs-cnn's 432 000 in W2 at 2.7e-3 of
+# an update, every other within 3e-5. Under Adam the check leaves out this share of each
+# tensor's largest differences (1 element in 100 000; none of a tensor under 100 000
+# elements), and says how many it left out; a wrong learning rate, moment or gradient term
+# moves far more than that.
+ADAM_ILL_CONDITIONED_SHARE = 1e-5
 
 
 @functools.cache
@@ -110,9 +118,10 @@ def _layout_problems(scenario: Scenario, params) -> list[str]:
     return problems
 
 
-def _parameter_error(actual, expected, start) -> tuple[float, str]:
+def _parameter_error(actual, expected, start, left_out_share: float = 0.0) -> tuple[float, str]:
     """Largest |actual - expected| over the largest change `expected` made from `start`,
-    and the parameter where it is worst."""
+    and the parameter where it is worst; with `left_out_share`, each tensor's largest
+    differences up to that share of its elements (rounded down) are left out."""
     shapes = {n: np.shape(v) for n, v in actual.items()}
     canonical = {n: np.shape(v) for n, v in expected.items()}
     if shapes != canonical:
@@ -120,9 +129,18 @@ def _parameter_error(actual, expected, start) -> tuple[float, str]:
     errors = {}
     for name, value in expected.items():
         scale = np.abs(value - start[name]).max() or np.abs(value).max() or 1.0
-        errors[name] = float(np.abs(np.asarray(actual[name], np.float64) - value).max() / scale)
+        differences = np.abs(np.asarray(actual[name], np.float64) - value).ravel()
+        left_out = int(differences.size * left_out_share)
+        if left_out and not np.isnan(differences).any():  # a NaN is never left out
+            differences = np.partition(differences, differences.size - 1 - left_out)
+            differences = differences[: differences.size - left_out]
+        errors[name] = float(differences.max() / scale)
     worst = max(errors, key=errors.__getitem__)
     return errors[worst], worst
+
+
+def _left_out_count(expected, share: float) -> int:
+    return sum(int(np.size(value) * share) for value in expected.values())
 
 
 def check_trainer_reference(cls, scenario: Scenario) -> str:
@@ -134,7 +152,8 @@ def check_trainer_reference(cls, scenario: Scenario) -> str:
     rtol = RTOL[scenario.dtype]
     loss_error = relative(loss, ref_losses[-1])
     start64 = {n: v.astype(np.float64) for n, v in start.items()}
-    param_error, worst = _parameter_error(params, ref_params, start64)
+    left_out_share = ADAM_ILL_CONDITIONED_SHARE if scenario.optimizer.kind == "adam" else 0.0
+    param_error, worst = _parameter_error(params, ref_params, start64, left_out_share)
     numbers = (
         f"after {REFERENCE_STEPS} full-batch steps on {len(x)} examples: loss {loss:.6g} vs "
         f"reference {ref_losses[-1]:.6g} (rel. error {loss_error:.1e}); parameters within "
@@ -143,6 +162,8 @@ def check_trainer_reference(cls, scenario: Scenario) -> str:
     )
     if full.optimizer.eps != scenario.optimizer.eps:
         numbers += f"; Adam with eps {full.optimizer.eps:g}"
+    if left_out := _left_out_count(ref_params, left_out_share):
+        numbers += f", its {left_out} largest differences left out (ill-conditioned under Adam)"
     if not (loss_error <= rtol and param_error <= rtol):
         raise CheckFailed(
             f"{numbers}. Compare your loss, gradients and {scenario.optimizer.kind} update with "
