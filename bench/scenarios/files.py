@@ -14,9 +14,8 @@ value found and the values that are valid.
 
 from __future__ import annotations
 
-import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ else:  # the same parser, before it joined the standard library
     import tomli as tomllib
 
 from bench import names
+from bench.scenarios.fields import Fields, ScenarioFileError
 from bench.scenarios.model import (
     FULL_MEASURING,
     MODELS,
@@ -67,11 +67,6 @@ MEASURING = ("rounds", "warmup_rounds", "timeout_s", "processes", "max_rounds",
              "interval_target", "case_budget_s")  # fmt: skip
 
 
-class ScenarioFileError(ValueError):
-    """A scenario file cannot be read or holds a mistake; the message names the file, the
-    field, the value found and what is valid."""
-
-
 def read_scenario_file(path: Path) -> list[Scenario]:
     """Every scenario defined in the TOML file at `path`, validated."""
     try:
@@ -87,7 +82,7 @@ def read_scenario_file(path: Path) -> list[Scenario]:
 
 def scenarios_from_toml(data: Mapping[str, Any], path: Path) -> list[Scenario]:
     """The scenarios of a parsed file; `path` names it in errors and anchors relative paths."""
-    root = _Fields(data, path, "")
+    root = Fields(data, path, "")
     root.only("scenarios")
     tables = root.table("scenarios", required=True)
     if not tables.data:
@@ -128,7 +123,7 @@ TRAINER_ONLY = SCENARIO_FIELDS[
 ]
 
 
-def _scenario(name: str, fields: _Fields) -> Scenario:
+def _scenario(name: str, fields: Fields) -> Scenario:
     if not names.is_valid(name):
         raise fields.error(f"the scenario name {name!r} is not valid: use {names.NAME_RULE}")
     fields.only(*SCENARIO_FIELDS)
@@ -203,7 +198,7 @@ def _scenario(name: str, fields: _Fields) -> Scenario:
     )
 
 
-def _dataset(fields: _Fields) -> str:
+def _dataset(fields: Fields) -> str:
     """A built-in dataset's name, or the absolute path of a file or folder (relative paths
     are relative to the scenario file)."""
     from bench.datasets.catalogue import NAMES as DATASET_NAMES  # not at import: bench.api is light
@@ -223,7 +218,7 @@ def _dataset(fields: _Fields) -> str:
     return str(path.absolute())
 
 
-def _implementation_name(fields: _Fields, key: str) -> str:
+def _implementation_name(fields: Fields, key: str) -> str:
     value = fields.text(key, default="")
     if value and not names.is_valid(value):
         raise fields.error(
@@ -232,7 +227,7 @@ def _implementation_name(fields: _Fields, key: str) -> str:
     return value
 
 
-def _published(fields: _Fields) -> Published:
+def _published(fields: Fields) -> Published:
     fields.only("implementation", "metric", "value", "versus", "answered_by")
     return Published(
         implementation=fields.text("implementation", required=True),
@@ -243,7 +238,7 @@ def _published(fields: _Fields) -> Published:
     )
 
 
-def _budgets(fields: _Fields, model: str) -> dict[str, Budget]:
+def _budgets(fields: Fields, model: str) -> dict[str, Budget]:
     fields.only(*PROFILES)
     missing = [p for p in PROFILES if p not in fields.data]
     if missing:
@@ -255,7 +250,7 @@ def _budgets(fields: _Fields, model: str) -> dict[str, Budget]:
     return {profile: _budget(fields.table(profile), profile, model) for profile in PROFILES}
 
 
-def _budget(fields: _Fields, profile: str, model: str) -> Budget:
+def _budget(fields: Fields, profile: str, model: str) -> Budget:
     amounts = ("n_samples",) if model == "kmeans" else ("steps", "epochs")
     sizes = () if model == "kmeans" else ("train_samples", "test_samples", "eval_points")
     capped = () if model == "kmeans" else ("round_cap_s",)
@@ -298,7 +293,7 @@ def _budget(fields: _Fields, profile: str, model: str) -> Budget:
     )
 
 
-def _kmeans(fields: _Fields) -> KMeansSpec:
+def _kmeans(fields: Fields) -> KMeansSpec:
     fields.only("n_clusters", "n_features", "centers", "max_iter", "tol")
     n_clusters = fields.integer("n_clusters", required=True, minimum=1)
     return KMeansSpec(
@@ -310,7 +305,7 @@ def _kmeans(fields: _Fields) -> KMeansSpec:
     )
 
 
-def _optimizer(fields: _Fields) -> Optimizer:
+def _optimizer(fields: Fields) -> Optimizer:
     kind = fields.choice("kind", OPTIMIZERS, required=True)
     allowed = {"sgd": (), "ema-momentum": ("momentum",), "adam": ("beta1", "beta2", "eps")}[kind]
     fields.only("kind", "lr", *allowed)
@@ -324,7 +319,7 @@ def _optimizer(fields: _Fields) -> Optimizer:
     return Optimizer(kind, **values)
 
 
-def _layers(fields: _Fields, input_shape: tuple[int, ...], model: str) -> list[Layer]:
+def _layers(fields: Fields, input_shape: tuple[int, ...], model: str) -> list[Layer]:
     """The layer list, with each layer's input size taken from the one before it."""
     items = fields.tables("layers", required=True)
     layers: list[Layer] = []
@@ -355,7 +350,7 @@ def _layers(fields: _Fields, input_shape: tuple[int, ...], model: str) -> list[L
     return layers
 
 
-def _layer(item: _Fields, kind: str, shape: tuple[int, ...]) -> Layer:
+def _layer(item: Fields, kind: str, shape: tuple[int, ...]) -> Layer:
     if kind == "flatten":
         item.only("type")
         return Flatten()
@@ -377,144 +372,3 @@ def _layer(item: _Fields, kind: str, shape: tuple[int, ...]) -> Layer:
         padding=item.integer("padding", default=0, minimum=0),
         activation=activation,
     )
-
-
-# --- reading typed fields, with errors that name them --------------------------------------
-
-
-_REQUIRED = object()
-
-
-class _Fields:
-    """One TOML table, its file and its dotted path, and typed getters that raise
-    ScenarioFileError naming the field, the value found and what is valid."""
-
-    def __init__(self, data: Any, path: Path, prefix: str) -> None:
-        self.data, self.path, self.prefix = data, path, prefix
-
-    def where(self, key: str) -> str:
-        return ".".join(part for part in (self.prefix, key) if part) or "the file"
-
-    def error(self, message: str) -> ScenarioFileError:
-        return ScenarioFileError(f"{self.path}: {message}")
-
-    def only(self, *valid: str) -> None:
-        for key in self.data:
-            if key not in valid:
-                suggestion = names.closest(key, valid)
-                hint = f" Did you mean {suggestion!r}?" if suggestion else ""
-                raise self.error(
-                    f"{self.where(key)} is not a field here.{hint} Valid fields: {', '.join(valid)}"
-                )
-
-    def _get(self, key: str, default: Any, expected: str) -> Any:
-        if key in self.data:
-            return self.data[key]
-        if default is _REQUIRED:
-            raise self.error(f"{self.where(key)} is missing: it takes {expected}")
-        return default
-
-    def _bad(self, key: str, value: Any, expected: str) -> ScenarioFileError:
-        return self.error(f"{self.where(key)} = {_shown(value)} is not valid: it takes {expected}")
-
-    def text(self, key: str, *, required: bool = False, default: str | None = None) -> str:
-        value = self._get(key, _REQUIRED if required else default, "text in quotes")
-        if not isinstance(value, str):
-            raise self._bad(key, value, "text in quotes")
-        return value
-
-    def texts(self, key: str) -> list[str]:
-        value = self._get(key, [], "a list of texts")
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self._bad(key, value, 'a list of texts, e.g. ["…", "…"]')
-        return value
-
-    def choice(self, key: str, valid: tuple[str, ...], *, required=False, default=None) -> str:
-        expected = f"one of {', '.join(valid)}"
-        value = self._get(key, _REQUIRED if required else default, expected)
-        if value not in valid:
-            suggestion = names.closest(value, valid) if isinstance(value, str) else None
-            hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-            raise self.error(
-                f"{self.where(key)} = {_shown(value)} is not valid{hint}; valid values: "
-                f"{', '.join(valid)}"
-            )
-        return value
-
-    def integer(self, key: str, *, required=False, default=None, minimum: int) -> int | None:
-        expected = f"a whole number of {minimum} or more"
-        value = self._get(key, _REQUIRED if required else default, expected)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self._bad(key, value, expected)
-        return value
-
-    def integers(self, key: str, *, required=False, minimum: int) -> list[int]:
-        expected = f"a list of whole numbers of {minimum} or more, e.g. [1, 28, 28]"
-        value = self._get(key, _REQUIRED if required else [], expected)
-        if not isinstance(value, list) or not value:
-            raise self._bad(key, value, expected)
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, int) or item < minimum:
-                raise self._bad(key, value, expected)
-        return value
-
-    def number(
-        self,
-        key: str,
-        *,
-        required: bool = False,
-        default: float | None = None,
-        above: float | None = None,
-        at_least: float | None = None,
-        below: float | None = None,
-        at_most: float | None = None,
-    ) -> float | None:
-        bounds = [
-            f"above {above:g}" if above is not None else "",
-            f"at least {at_least:g}" if at_least is not None else "",
-            f"below {below:g}" if below is not None else "",
-            f"at most {at_most:g}" if at_most is not None else "",
-        ]
-        expected = "a number " + " and ".join(b for b in bounds if b)
-        value = self._get(key, _REQUIRED if required else default, expected)
-        if value is None:
-            return None
-        checks: list[Callable[[float], bool]] = [
-            lambda v: above is None or v > above,
-            lambda v: at_least is None or v >= at_least,
-            lambda v: below is None or v < below,
-            lambda v: at_most is None or v <= at_most,
-        ]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or not all(check(value) for check in checks)
-        ):
-            raise self._bad(key, value, expected.strip())
-        return float(value)
-
-    def table(self, key: str, *, required: bool = False) -> _Fields:
-        value = self._get(key, _REQUIRED if required else {}, "a table")
-        if not isinstance(value, dict):
-            raise self._bad(key, value, f"a table: [{self.where(key)}] or {key} = {{ … }}")
-        return _Fields(value, self.path, self.where(key))
-
-    def tables(self, key: str, *, required: bool = False) -> list[_Fields]:
-        expected = "a list of tables, e.g. [{ … }, { … }]"
-        value = self._get(key, _REQUIRED if required else [], expected)
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self._bad(key, value, expected)
-        if required and not value:
-            raise self._bad(key, value, expected)
-        return [_Fields(v, self.path, f"{self.where(key)}[{i}]") for i, v in enumerate(value)]
-
-
-def _shown(value: Any) -> str:
-    """A value as TOML would write it, shortened."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    text = f'"{value}"' if isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "…"
