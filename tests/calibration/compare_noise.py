@@ -177,6 +177,8 @@ def main() -> None:
         f"measured between identical runs of {args.impl}: median "
         f"{statistics.median(changes):+.1%}, from {min(changes):+.1%} to {max(changes):+.1%}"
     )
+    if not args.detect_pairs:  # false alarms only
+        return
     print(f"{'slow-down':>10} {'flagged':>9} {'change measured (median)':>26}")
     reliable = None
     for level in flagged:
