@@ -4,6 +4,7 @@ rounds can be re-run, kept out of the statistics; every view says so."""
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from bench import cli, report
 from bench.analysis import compare, noise
 from bench.execution import contention, doctor, threads
 from bench.records import DISTURBED_WAIT_SHARE, CaseRecord, RoundRecord
+from bench.report.overview import noise_banner
 
 # A case of one busy thread (0.2 s of CPU a round): on a quiet machine nothing competes with
 # it, and beside one busy process per core it waits a third of the time it wants a CPU or more.
@@ -207,6 +209,20 @@ def test_every_view_flags_disturbed_rounds_and_a_busy_run(tmp_path, capsys):
     (flagged,) = [c for c in result.cases if c.implementation == "numpy-vectorized"]
     assert "baseline: 2 disturbed round(s)" in flagged.note
     assert any("busy machine" in warning for warning in result.warnings)
+
+
+def test_a_banner_says_when_the_waits_came_from_the_cases_own_threads(tmp_path):
+    """Keras's pools wait for each other on a quiet machine: the banner must not send the
+    reader after other processes that were not there."""
+    rounds = [
+        replace(r, other_cpu_cores=0.0) if r.disturbed else r
+        for r in _rounds([2, 2, 5, 6], disturbed={2, 3})
+    ]
+    own = store_run(tmp_path / "own", [CaseRecord(case("dlfs-mlp", "keras"), "ok", rounds=rounds)])
+    banner = noise_banner(noise.run_noise(own.cases()))
+    assert "other processes used 0.0 cores: those cases' own threads waited" in banner
+    busy = _busy_run(tmp_path / "busy")  # a hog used 1.2 cores during its disturbed rounds
+    assert "own threads" not in noise_banner(noise.run_noise(busy.cases()))
 
 
 def test_a_quiet_run_gets_a_noise_line_and_no_banner(tmp_path, capsys):

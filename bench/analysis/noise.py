@@ -49,6 +49,9 @@ class RunNoise:
     load_average_max: float
     steal_seconds: float
     threshold: float = DISTURBED_WAIT_SHARE
+    # Other processes' cores during the disturbed rounds alone: near 0, the wait came from the
+    # disturbed cases' own threads.
+    other_cpu_cores_disturbed_median: float = math.nan
 
     @property
     def busy(self) -> bool:
@@ -72,4 +75,7 @@ def run_noise(cases: Sequence[CaseRecord]) -> RunNoise:
         other_cpu_cores_median=describe(_values(counted, "other_cpu_cores"))["median"],
         load_average_max=describe(_values(counted, "load_average"))["max"],
         steal_seconds=float(sum(steal)) if steal else math.nan,
+        other_cpu_cores_disturbed_median=describe(
+            _values([r for r in counted if r.disturbed], "other_cpu_cores")
+        )["median"],
     )

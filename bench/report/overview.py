@@ -114,9 +114,28 @@ def noise_banner(noise: RunNoise) -> str:
         f"more than {fmt_pct(noise.threshold, 0)} of the time they wanted a CPU), so their "
         'times are slower than this machine can do and are flagged "disturbed". Other '
         "processes used "
-        f"{fmt_cores(noise.other_cpu_cores_median)} cores (median over rounds). Run bench "
-        "doctor to see what was running and what to change, or re-run disturbed rounds with "
-        "bench run --retry-disturbed N."
+        f"{fmt_cores(noise.other_cpu_cores_median)} cores (median over rounds)."
+        + _own_threads(noise)
+        + " Run bench doctor to see what was running and what to change, or re-run disturbed "
+        "rounds with bench run --retry-disturbed N."
+    )
+
+
+# Below this many cores used by other processes during the disturbed rounds, the machine was
+# quiet for them (the harness's own bookkeeping and the kernel's threads use a few hundredths).
+QUIET_OTHER_CORES = 0.1
+
+
+def _own_threads(noise: RunNoise) -> str:
+    """Where nothing else ran during the disturbed rounds, their threads waited for each
+    other: the reader should look at the implementation's thread pools, not the machine."""
+    if not noise.other_cpu_cores_disturbed_median < QUIET_OTHER_CORES:  # NaN: not known
+        return ""
+    return (
+        f" During the disturbed rounds other processes used "
+        f"{fmt_cores(noise.other_cpu_cores_disturbed_median)} cores: those cases' own threads "
+        "waited for each other (more of them busy than there are cores, e.g. TensorFlow's "
+        "inter-op pool beside its intra-op pool)."
     )
 
 
