@@ -23,6 +23,8 @@ window.addEventListener("load", () => {
     return {text: el.textContent.trim(), ...r,
             shown: style.visibility === "visible" && style.display !== "none" && r.right > r.left};
   });
+  result.tables = [...document.querySelectorAll("table")].map(el => ({
+    caption: (el.closest("section") || {}).id || "", ...box(el)}));
   result.points = byId(/-point-\d+$/).map(el => ({id: el.id, ...box(el)}));
   result.labels = byId(/-label-\d+$/).map(el => ({id: el.id, ...box(el)}));
   result.leaders = byId(/-leader-\d+$/).map(el => {
