@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from bench import datasets, outcomes, plugins
+from bench import outcomes, plugins
 from bench.cli.listing import print_broken
 from bench.cli.options import (
     Groups,
@@ -32,19 +32,18 @@ from bench.cli.options import (
     split,
 )
 from bench.cli.options import thread_counts as parse_thread_counts
+from bench.cli.run_datasets import resolve_datasets
 from bench.cli.run_options import DEFAULT_PROFILE, PLAN_OPTIONS, add_run_options
 from bench.cli.terminal import console, errors, print_run
 from bench.execution import cluster, doctor, plan, runner, threads
-from bench.names import unknown_name_message
 from bench.records import (
     BrokenPluginRecord,
     Case,
     CaseRecord,
     Conformance,
-    DatasetResolution,
     RunMeta,
 )
-from bench.scenarios import SCENARIOS, Scenario, scenario_to_json
+from bench.scenarios import scenario_to_json
 from bench.store import RunStore, new_run_id, results_root
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -165,7 +164,7 @@ def new_run(
             errors.print(f"[yellow]warning:[/] {escape(warning)}")
     # On a cluster the cases run elsewhere: this machine's state says nothing of them.
     findings = None if args.cluster else check_machine(thread_counts)
-    resolutions = _resolve_datasets(scenarios, args)
+    resolutions = resolve_datasets(scenarios, args)
     cases = plan.plan(
         found,
         scenarios,
@@ -257,61 +256,6 @@ def _peak_line(peaks: Mapping[str, dict]) -> str:
         named = ", ".join(f"{w} threads" if w.isdigit() else w for w in failed)
         return f"Machine peak: could not be measured for {named} (run.json says why)"
     return "Machine peak: measured now, and cached for the next runs on this machine"
-
-
-def _resolve_datasets(
-    scenarios: Sequence[Scenario], args: argparse.Namespace
-) -> dict[str, DatasetResolution]:
-    """Dataset per scenario, found, fetched or read once in this process. The built-in
-    scenarios' own mnist may fall back to mnist-5k, loudly; a dataset the user named (with
-    --dataset, or in a scenario file) never falls back."""
-    if args.dataset:
-        if args.dataset == "blobs":
-            raise UsageError(
-                "--dataset blobs: the image scenarios need images; K-Means "
-                "scenarios always use blobs"
-            )
-        if not datasets.is_name(args.dataset) and not Path(args.dataset).expanduser().exists():
-            images = [n for n in datasets.NAMES if n != "blobs"]
-            raise UsageError(
-                f"{unknown_name_message('dataset', args.dataset, images)} Or give your own, "
-                "an existing folder of IDX files or an .npz holding x_train, y_train, x_test "
-                f"and y_test (there is no file or folder {args.dataset!r})"
-            )
-    resolved: dict[str, DatasetResolution] = {}
-    by_name: dict[tuple[str, bool], DatasetResolution] = {}
-    for scenario in scenarios:
-        name = (
-            scenario.dataset if scenario.model == "kmeans" else (args.dataset or scenario.dataset)
-        )
-        # Only the articles' own datasets may fall back: never one the user named.
-        may_fall_back = name == scenario.dataset and not args.dataset and scenario.name in SCENARIOS
-        key = (name, may_fall_back)
-        if key not in by_name:
-            by_name[key] = _resolve_dataset(name, may_fall_back, args.offline)
-        resolved[scenario.name] = by_name[key]
-        plan.check_dataset_fits(scenario, by_name[key])
-    return resolved
-
-
-def _resolve_dataset(name: str, may_fall_back: bool, offline: bool) -> DatasetResolution:
-    if not datasets.is_name(name):
-        resolution = datasets.resolve_file(name)
-        arrays = resolution.arrays or {}
-        shapes = ", ".join(f"{k} {v['dtype']} {v['shape']}" for k, v in arrays.items())
-        errors.print(
-            f"dataset {escape(resolution.location)}: {shapes}; {resolution.classes} classes"
-        )
-        return resolution
-    resolution = datasets.resolve(
-        name,
-        download=not offline,
-        fallback=may_fall_back,
-        log=lambda m: errors.print(f"[yellow]{escape(m)}[/]"),
-    )
-    if resolution.fallback_reason:
-        errors.print(f"[bold red]DATASET FALLBACK[/]: {escape(resolution.fallback_reason)}")
-    return resolution
 
 
 def execute_stored(
