@@ -34,6 +34,7 @@ from bench.conformance.clusterers import CLUSTERER_CHECKS
 from bench.conformance.common import CHECKS, CheckFailed, CheckResult, on_device
 from bench.conformance.thread_limit import check_thread_limit, check_thread_limit_here
 from bench.conformance.trainers import TRAINER_CHECKS
+from bench.execution.devices import declared
 from bench.scenarios import Scenario
 from bench.scenarios import known as scenarios_known
 
@@ -60,13 +61,13 @@ def run_checks(
     looks at it instead of starting another. With `device` (`cuda`, `cuda:1`), the
     implementation runs there and is held to the same float64 reference; the thread-limit
     check, about CPU thread pools, still runs on the CPU."""
-    if device is not None and device.partition(":")[0] not in plugin_class.devices:
-        declared = ", ".join(plugin_class.devices)
+    if device is not None and not declared(device, plugin_class.devices):
+        accepted = ", ".join(plugin_class.devices)
         return [
             CheckResult(
                 "device",
                 False,
-                f"{plugin_class.name} declares devices = ({declared}), not {device}: add it to "
+                f"{plugin_class.name} declares devices = ({accepted}), not {device}: add it to "
                 "`devices` if the implementation can run there",
             )
         ]

@@ -29,6 +29,12 @@ def is_gpu(device: str) -> bool:
     return device.partition(":")[0] == "cuda"
 
 
+def declared(device: str, accepted: tuple[str, ...]) -> bool:
+    """Whether an implementation declaring `accepted` devices runs on `device`: `cuda:1` is a
+    `cuda` device."""
+    return device.partition(":")[0] in accepted
+
+
 def index(device: str) -> int | None:
     """The GPU index of `cuda:N`; None for `cuda` (the current GPU) and for the CPU."""
     _, _, number = device.partition(":")

@@ -35,6 +35,7 @@ import platformdirs
 
 from bench.execution import launcher
 from bench.execution import threads as thread_limits
+from bench.execution.devices import exact_arithmetic
 from bench.files import atomic_write_json
 
 GEMM_SIZES = (1024, 1536, 2048)
@@ -182,7 +183,7 @@ def measure_device(device: str, seconds: float) -> dict[str, Any]:
 
     if not torch.cuda.is_available():
         raise SystemExit(f"no CUDA device here for {device} (torch {torch.__version__})")
-    torch.backends.cuda.matmul.allow_tf32 = False  # as in the cases (execution.devices)
+    exact_arithmetic(device)  # TF32 off, as in the cases
     started = time.perf_counter()
     gemm_seconds, gemm_f64_seconds, bandwidth_seconds = (seconds * s for s in BUDGET_SHARES)
 

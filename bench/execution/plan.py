@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from bench import outcomes
 from bench.datasets import DatasetError
 from bench.execution import threads
+from bench.execution.devices import declared
 from bench.names import UnknownName, check_name
 from bench.plugins import Plugin, Registry
 from bench.records import Case, DatasetResolution
@@ -178,7 +179,7 @@ def _cannot_run(plugin: Plugin, scenario: Scenario, device: str) -> tuple[str | 
     """(status, reason) for a case decided before it runs; (None, None) if it will run."""
     if not plugin.available:
         return outcomes.SKIPPED, plugin.unavailable_reason
-    if device.partition(":")[0] not in plugin.devices:  # cuda:1 is a cuda device
+    if not declared(device, plugin.devices):
         return outcomes.UNSUPPORTED, f"runs on {', '.join(plugin.devices)}, not {device}"
     if why := plugin.why_unsupported(scenario):
         return outcomes.UNSUPPORTED, why
