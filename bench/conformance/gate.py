@@ -79,58 +79,99 @@ def gate_cases(
     on_verdict: Callable[[Case, Verdict], None] = lambda case, verdict: None,
 ) -> list[Case]:
     """The cases with the gate's verdict set, each pair checked once (or read from the cache).
-    Cases that will not run, cases with a verdict already (`--no-check`'s unverified) and
-    serving cases are kept as they are: a serving case's servers are no plugins, and the case
-    itself checks their labels against the reference before it measures them."""
+    The uncached pairs of one implementation are checked in one process, so that its framework
+    is imported once. Cases that will not run, cases with a verdict already (`--no-check`'s
+    unverified) and serving cases are kept as they are: a serving case's servers are no
+    plugins, and the case itself checks their labels against the reference before it measures
+    them."""
+    cases = list(cases)
+    gated = [
+        case
+        for case in cases
+        if case.will_run
+        and case.conformance is None
+        and not definitions[case.scenario].get("serving")
+    ]
+    pairs: dict[str, tuple[Case, dict]] = {}
+    for case in gated:
+        pairs.setdefault(
+            cache_key(case, definitions[case.scenario]), (case, definitions[case.scenario])
+        )
     verdicts: dict[str, Verdict] = {}
-    gated = []
-    for case in cases:
-        if not case.will_run or case.conformance is not None:
-            gated.append(case)
-            continue
-        definition = definitions[case.scenario]
-        if definition.get("serving"):
-            gated.append(case)
-            continue
-        key = cache_key(case, definition)
-        if key not in verdicts:
-            verdicts[key] = verdict(case, definition, key)
-            on_verdict(case, verdicts[key])
-        found = verdicts[key]
+    unchecked: dict[tuple[str, str], list[tuple[str, Case, dict]]] = {}
+    for key, (case, definition) in pairs.items():
+        if (cached := _cached(key)) is not None:
+            verdicts[key] = cached
+            on_verdict(case, cached)
+        else:
+            plugin = (case.source, case.implementation)
+            unchecked.setdefault(plugin, []).append((key, case, definition))
+    for group in unchecked.values():
+        for key, found in _check(group).items():
+            verdicts[key] = found
+            on_verdict(pairs[key][0], found)
+
+    checked = {case.id for case in gated}
+
+    def with_verdict(case: Case) -> Case:
+        if case.id not in checked:
+            return case
+        found = verdicts[cache_key(case, definitions[case.scenario])]
         if found.unsupported:
             case = dataclasses.replace(case, status=outcomes.UNSUPPORTED, reason=found.unsupported)
-        gated.append(dataclasses.replace(case, conformance=found.conformance))
-    return gated
+        return dataclasses.replace(case, conformance=found.conformance)
+
+    return [with_verdict(case) for case in cases]
 
 
 def verdict(case: Case, definition: dict, key: str | None = None) -> Verdict:
     """The verdict on the case's implementation and scenario: from the cache, else checked
     (and then cached)."""
     key = key or cache_key(case, definition)
-    path = CACHE_DIR / f"{key}.json"
+    cached = _cached(key)
+    return cached if cached is not None else _check([(key, case, definition)])[key]
+
+
+def _cached(key: str) -> Verdict | None:
     try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
+        cached = json.loads((CACHE_DIR / f"{key}.json").read_text(encoding="utf-8"))
         conformance = dataclasses.replace(
             Conformance.from_json(cached["conformance"]), cached=True, seconds=0.0
         )
         return Verdict(conformance, cached.get("unsupported"))
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        return None
+
+
+def _check(group: list[tuple[str, Case, dict]]) -> dict[str, Verdict]:
+    """Check the pairs of one implementation (key, case, definition) in one process and cache
+    every complete verdict. A pair's seconds are its own checks'; the first pair's also
+    include starting the process and importing the plugin."""
     started = time.perf_counter()
-    found, complete = _check_in_subprocess(case, definition)
-    seconds = time.perf_counter() - started
-    found = dataclasses.replace(
-        found, conformance=dataclasses.replace(found.conformance, seconds=seconds)
-    )
-    if complete:
-        entry = {
-            "conformance": found.conformance.to_json(),
-            "unsupported": found.unsupported,
-            "implementation": case.implementation,
-            "scenario": case.scenario,
-        }
-        write_cache(path, lambda out: out.write(json.dumps(entry).encode()))
-    return found
+    found = _check_in_subprocess(group)
+    spent = sum(verdict.conformance.seconds for verdict, _ in found.values())
+    first = next(iter(found))
+    verdicts = {}
+    for key, (verdict, complete) in found.items():
+        seconds = verdict.conformance.seconds
+        if key == first:
+            seconds += max(0.0, time.perf_counter() - started - spent)
+        verdict = dataclasses.replace(
+            verdict, conformance=dataclasses.replace(verdict.conformance, seconds=seconds)
+        )
+        if complete:
+            case = next(case for k, case, _ in group if k == key)
+            entry = {
+                "conformance": verdict.conformance.to_json(),
+                "unsupported": verdict.unsupported,
+                "implementation": case.implementation,
+                "scenario": case.scenario,
+            }
+            write_cache(
+                CACHE_DIR / f"{key}.json", lambda out, e=entry: out.write(json.dumps(e).encode())
+            )
+        verdicts[key] = verdict
+    return verdicts
 
 
 def cache_key(case: Case, definition: dict) -> str:
@@ -180,66 +221,119 @@ def _files(target: Path) -> list[Path]:
     )
 
 
-def _check_in_subprocess(case: Case, definition: dict) -> tuple[Verdict, bool]:
-    """Run the checks in a fresh 1-thread process; (verdict, whether it is complete and may
-    be cached)."""
+def _check_in_subprocess(group: list[tuple[str, Case, dict]]) -> dict[str, tuple[Verdict, bool]]:
+    """Run the checks of one implementation's pairs in a fresh 1-thread process; for each
+    pair's key, (verdict, whether it is complete and may be cached). The process writes its
+    results pair by pair, so a crash or a hang keeps the verdicts of the pairs before it."""
+    _, first, _ = group[0]
     spec = {
-        "source": case.source,
-        "implementation": case.implementation,
-        "model": case.model,
-        "scenario": definition,
-        "dataset": case.dataset.location if case.dataset and case.dataset.from_file else None,
+        "source": first.source,
+        "implementation": first.implementation,
+        "pairs": [
+            {
+                "key": key,
+                "model": case.model,
+                "scenario": definition,
+                "dataset": case.dataset.location
+                if case.dataset and case.dataset.from_file
+                else None,
+            }
+            for key, case, definition in group
+        ],
     }
+    timeout = GATE_TIMEOUT_S * len(group)
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as folder:
         spec_file, out = Path(folder) / "spec.json", Path(folder) / "verdict.json"
         atomic_write_json(spec_file, spec)
         done = launcher.run_python(
             ["-m", "bench.conformance.gate", str(spec_file), str(out)],
             threads=1,
-            timeout=GATE_TIMEOUT_S,
+            timeout=timeout,
             python_path=sys.path,  # a plugin (an entry point's package) may live anywhere on it
         )
-        if done.timed_out:
-            return _failed(f"the checks did not finish within {GATE_TIMEOUT_S:g} s"), False
         try:
-            result = json.loads(out.read_text(encoding="utf-8"))
+            results = json.loads(out.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-            return _failed(f"the checks' process ended without a verdict: {tail}"), False
-    if "error" in result:
-        return _failed(result["error"]), False
-    return Verdict(_conformance(result["results"]), result.get("unsupported")), True
+            results = {}
+    if done.timed_out:
+        ended = f"the checks did not finish within {timeout:g} s"
+    else:
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        ended = f"the checks' process ended without a verdict: {tail}"
+    found = {}
+    for key, _, _ in group:
+        result = results.get(key)
+        if result is None:
+            found[key] = (_failed(ended), False)
+        elif "error" in result:
+            found[key] = (_failed(result["error"], result.get("seconds", 0.0)), False)
+        else:
+            conformance = _conformance(result["results"], result.get("seconds", 0.0))
+            found[key] = (Verdict(conformance, result.get("unsupported")), True)
+    return found
 
 
-def _failed(detail: str) -> Verdict:
-    return Verdict(Conformance(outcomes.NON_CONFORMING, ({"check": "gate", "detail": detail},)))
+def _failed(detail: str, seconds: float = 0.0) -> Verdict:
+    return Verdict(
+        Conformance(
+            outcomes.NON_CONFORMING, ({"check": "gate", "detail": detail},), seconds=seconds
+        )
+    )
 
 
-def _conformance(results: list[dict]) -> Conformance:
+def _conformance(results: list[dict], seconds: float) -> Conformance:
     failed = tuple({"check": r["name"], "detail": r["detail"]} for r in results if not r["passed"])
     return Conformance(
-        outcomes.NON_CONFORMING if failed else outcomes.CONFORMING, failed, checks=len(results)
+        outcomes.NON_CONFORMING if failed else outcomes.CONFORMING,
+        failed,
+        checks=len(results),
+        seconds=seconds,
     )
 
 
 # --- in the gate's process ------------------------------------------------------------------
 
 
-def _check_here(spec: dict) -> dict:
-    """Load the plugin, run every check on the scenario (on the run's dataset file, if it
-    has one), and say what was found."""
-    from bench import conformance, plugins
+def _check_here(spec: dict, out: Path) -> None:
+    """For each pair, load the plugin of its model (once) and run every check on its
+    scenario (on the run's dataset file, if it has one), writing what was found to `out`
+    after each pair."""
+    from bench import conformance
     from bench.scenarios import scenario_from_json
 
-    cls = plugins.load_plugin(spec["source"], spec["implementation"], spec["model"])
+    results: dict[str, dict] = {}
+    started = time.perf_counter()
+    for pair in spec["pairs"]:
+        try:
+            cls = _plugin(spec["source"], spec["implementation"], pair["model"])
+            scenario = scenario_from_json(pair["scenario"])
+            if pair["dataset"]:
+                scenario = dataclasses.replace(scenario, dataset=pair["dataset"])
+            if why := cls.why_unsupported(scenario):
+                result = {"results": [], "unsupported": why}
+            else:
+                checked = conformance.run_checks(cls, [scenario], limited_here=True)
+                result = {"results": [dataclasses.asdict(r) for r in checked]}
+        except (Exception, SystemExit, KeyboardInterrupt) as error:
+            result = _error(error)
+        now = time.perf_counter()
+        results[pair["key"]] = {**result, "seconds": now - started}
+        started = now
+        atomic_write_json(out, results)
+
+
+@functools.cache
+def _plugin(source: str, implementation: str, model: str) -> type:
+    """The plugin class for one model, loaded once per process, limited to 1 thread."""
+    from bench import plugins
+
+    cls = plugins.load_plugin(source, implementation, model)
     threads.apply_to_frameworks(1)
-    scenario = scenario_from_json(spec["scenario"])
-    if spec["dataset"]:
-        scenario = dataclasses.replace(scenario, dataset=spec["dataset"])
-    if why := cls.why_unsupported(scenario):
-        return {"results": [], "unsupported": why}
-    results = conformance.run_checks(cls, [scenario], limited_here=True)
-    return {"results": [dataclasses.asdict(r) for r in results]}
+    return cls
+
+
+def _error(error: BaseException) -> dict:
+    return {"error": f"{type(error).__name__}: {error}", "details": traceback.format_exc()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,11 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bench.conformance.gate SPEC.json OUT.json", file=sys.stderr)
         return 2
     spec_file, out = map(Path, argv)
-    try:
-        result = _check_here(json.loads(spec_file.read_text(encoding="utf-8")))
-    except (Exception, SystemExit, KeyboardInterrupt) as error:
-        result = {"error": f"{type(error).__name__}: {error}", "details": traceback.format_exc()}
-    atomic_write_json(out, result)
+    _check_here(json.loads(spec_file.read_text(encoding="utf-8")), out)
     return 0
 
 

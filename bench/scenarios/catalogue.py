@@ -43,11 +43,15 @@ KMEANS_SERVING = ServingSpec(
             ServingLoad(1, (1, 4), (50,), 0.5, 2_000, 50, 0.010, 20, deadline_s=5.0),
             ServingLoad(1_000, (1, 4), (20,), 0.5, 2_000, 20, 0.050, 20, deadline_s=5.0),
         ),
+        # Half-second levels, the common rate, one below a Python server's capacity and one
+        # beyond every server's: about 12 s a case, a minute and a quarter for six servers.
         "quick": (
             ServingLoad(
-                1, (1, 4, 16, 64), (100, 500, 2_000, 10_000, 40_000), 1.0, 100_000, 500, 0.010
+                1, (1, 4, 16, 64), (500, 2_000, 40_000), 0.5, 50_000, 500, 0.010, deadline_s=0.5
             ),
-            ServingLoad(1_000, (1, 4, 16, 64), (50, 200, 1_000, 5_000), 1.0, 100_000, 200, 0.050),
+            ServingLoad(
+                1_000, (1, 4, 16, 64), (200, 1_000, 5_000), 0.5, 50_000, 200, 0.050, deadline_s=0.5
+            ),
         ),
         "full": (
             ServingLoad(
@@ -97,7 +101,7 @@ SCENARIOS: dict[str, Scenario] = {
             budgets={
                 "smoke": smoke_budget(steps=5),
                 # A fifth of an epoch: 10 000 examples, one at a time for numpy-pure.
-                "quick": quick_budget(steps=1_000, round_cap_s=2, case_budget_s=8),
+                "quick": quick_budget(steps=1_000, round_cap_s=2, case_budget_s=6),
                 "full": full_budget(timeout_s=7_200, epochs=30, eval_points=30),
             },
             target=0.94,
@@ -137,7 +141,7 @@ SCENARIOS: dict[str, Scenario] = {
             sampling="with-replacement",
             budgets={
                 "smoke": smoke_budget(steps=5),
-                "quick": quick_budget(steps=300, round_cap_s=2, case_budget_s=8),
+                "quick": quick_budget(steps=300, round_cap_s=2, case_budget_s=6),
                 "full": full_budget(timeout_s=3_600, steps=10_000, eval_points=10),
             },
             target=0.96,
@@ -176,7 +180,7 @@ SCENARIOS: dict[str, Scenario] = {
             sampling="shuffled-epochs",
             budgets={
                 "smoke": smoke_budget(steps=5),
-                "quick": quick_budget(steps=120, round_cap_s=2, case_budget_s=8),
+                "quick": quick_budget(steps=120, round_cap_s=2, case_budget_s=6),
                 "full": full_budget(timeout_s=7_200, epochs=100, eval_points=20),
             },
             target=0.97,
@@ -213,7 +217,7 @@ SCENARIOS: dict[str, Scenario] = {
                 "smoke": smoke_budget(steps=3),
                 # A sixth of an epoch: torch takes about a second. numpy-pure convolves one
                 # example at a time (about 8 s per step of 512) and is capped after a step.
-                "quick": quick_budget(steps=20, round_cap_s=2, case_budget_s=12),
+                "quick": quick_budget(steps=20, round_cap_s=2, case_budget_s=9),
                 "full": full_budget(timeout_s=7_200, epochs=20, eval_points=20),
             },
             target=0.97,
@@ -251,7 +255,7 @@ SCENARIOS: dict[str, Scenario] = {
             budgets={
                 "smoke": smoke_budget(steps=3),
                 # A tenth of an epoch; numpy-pure is capped (about 2.5 s per step of 100).
-                "quick": quick_budget(steps=60, round_cap_s=2, case_budget_s=12),
+                "quick": quick_budget(steps=60, round_cap_s=2, case_budget_s=9),
                 "full": full_budget(timeout_s=14_400, epochs=20, eval_points=20),
             },
             target=0.98,
@@ -282,7 +286,7 @@ SCENARIOS: dict[str, Scenario] = {
                 # Most fits take milliseconds: up to 20 rounds, as many as the interval needs
                 # (numpy-pure's loop over the points takes seconds, and no more than 4).
                 "quick": quick_budget(
-                    n_samples=KMEANS_POINTS["quick"], max_rounds=20, case_budget_s=8
+                    n_samples=KMEANS_POINTS["quick"], max_rounds=20, case_budget_s=6
                 ),
                 "full": full_budget(
                     timeout_s=3_600, n_samples=KMEANS_POINTS["full"], rounds=6, max_rounds=20
