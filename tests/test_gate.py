@@ -122,6 +122,8 @@ def test_the_cache_key_follows_the_plugin_source_the_harness_and_the_definition(
     key = gate.cache_key(_case(plugin), definition)
     assert gate.cache_key(_case(plugin), dict(definition)) == key
     assert gate.cache_key(_case(plugin), {**definition, "batch_size": 50}) != key
+    # the checks run no budget: a new profile budget keeps the verdict
+    assert gate.cache_key(_case(plugin), {**definition, "budgets": {"quick": {}}}) == key
 
     (plugin / "halfway.py").write_text((plugin / "halfway.py").read_text() + "\n# changed\n")
     gate.source_digest.cache_clear()

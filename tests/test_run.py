@@ -258,11 +258,10 @@ def test_a_round_cap_stops_rounds_too_slow_for_it_and_marks_them_capped(tmp_path
     done, record = _capped_run(tmp_path, "slow-steps", "0.3")
     for round_ in record["rounds"]:
         assert round_["capped"] and round_["planned_steps"] == planned
-        # stopped at the first `train` call (a hundredth of the round) after 0.3 s: no more
-        # steps than 0.3 s of CPU allows, and one call more
-        call = math.ceil(planned / 100)
-        assert round_["wall_seconds"] >= 0.3 and round_["steps"] % call == 0
-        assert round_["steps"] <= 30 + call
+        # A process's first round: calls of 3, 6, 12 ... steps (from a hundredth of the
+        # round, doubling), stopped at the first call that ends after 0.3 s: at least the
+        # 30 steps 0.3 s allows, fewer than twice as many.
+        assert round_["wall_seconds"] >= 0.3 and 30 <= round_["steps"] < 60 + 3
         assert round_["curve"][-1]["steps"] == round_["steps"]
         assert round_["samples"] == round_["steps"] * 100
         # a capped round's accuracy is taken on the first few of mnist-5k's test images
@@ -283,6 +282,50 @@ def test_a_round_cap_spares_a_fast_implementation_slowed_down_by_waiting(tmp_pat
         assert not round_["capped"] and round_["steps"] == planned
         assert round_["wall_seconds"] > 0.3
     assert "capped" not in done.stdout
+
+
+def test_a_round_that_fits_its_cap_is_not_cut_into_many_train_calls(tmp_path):
+    """A call can cost far more than a step (a Keras `fit` about 30 ms): cut into a hundred
+    pieces, a round would time the calls. With a cap, only a process's first round is cut
+    (calls doubling in size: 8 for dlfs-mlp's 300 steps); a later round that the first
+    says fits trains each of its 3 evaluation chunks in one call, as without a cap."""
+    results = tmp_path / "results"
+    done = bench_command(
+        "run", "--profile", "quick", "--dataset", "mnist-5k", "--offline", "--no-peak",
+        "--no-check", "--plugins", str(PLUGINS / "faulty"), "--impl", "costly-calls",
+        "--scenario", "dlfs-mlp", "--rounds", "2", "--processes", "1", "--warmup", "1",
+        "--round-cap", "5", results=results,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = stored_cases(results)["costly-calls"]
+    assert record["status"] == "ok", (record["reason"], record.get("log_tail"))
+    warmup, *measured = record["rounds"]
+    assert warmup["warmup"] and not warmup["capped"]
+    assert 8 * 0.02 <= warmup["wall_seconds"] < 20 * 0.02
+    for round_ in measured:
+        assert not round_["capped"] and round_["steps"] == round_["planned_steps"]
+        assert 3 * 0.02 <= round_["wall_seconds"] < 6 * 0.02
+
+
+def test_a_process_s_later_rounds_train_the_steps_its_first_round_says_fit_the_cap(tmp_path):
+    """slow-steps (10 ms of CPU a step) under a 0.3 s cap: the first round (a warm-up) finds
+    it too slow; each later round trains the steps that fit in 0.3 s at the first round's
+    wall time per step, the same number in each, in one call per chunk."""
+    results = tmp_path / "results"
+    done = bench_command(
+        "run", "--profile", "quick", "--dataset", "mnist-5k", "--offline", "--no-peak",
+        "--no-check", "--plugins", str(PLUGINS / "faulty"), "--impl", "slow-steps",
+        "--scenario", "dlfs-mlp", "--rounds", "3", "--processes", "1", "--warmup", "1",
+        "--round-cap", "0.3", results=results,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warmup, *measured = stored_cases(results)["slow-steps"]["rounds"]
+    assert warmup["capped"]
+    per_step = warmup["wall_seconds"] / warmup["steps"]
+    (steps,) = {round_["steps"] for round_ in measured}  # the same in every round
+    assert abs(steps - 0.3 / per_step) <= 1.5  # its first call aside, the warm-up's rate
+    assert 20 <= steps <= 30  # 0.3 s of 10 ms steps, at most
+    assert all(r["capped"] and r["wall_seconds"] < 0.3 * 1.5 for r in measured)
 
 
 def test_the_cap_is_decided_from_cpu_time_with_every_thread_busy():

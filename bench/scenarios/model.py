@@ -145,13 +145,17 @@ def smoke_budget(steps: int) -> Budget:
 
 # How the quick profile measures every scenario: two worker processes per case sharing at
 # least four measured rounds, more (up to twelve) until the median's interval is within
-# +-5 %, within the case's time budget. Accuracy is taken on at most 2 000 test images at
-# three points of a round, so that per-example implementations evaluate briefly.
+# +-10 %, within the case's time budget. Why 10 %: on a 2-core machine, processes of one case
+# differ by about 3 % (standard deviation, pooled over a quick run), so two processes give
+# about +-6 % and +-5 % needs a third for most cases, which the 8-minute matrix cannot
+# afford; the ratios quick is for (2x, 20x) need far less. Accuracy is taken on at most
+# 2 000 test images at three points of a round, so that per-example implementations
+# evaluate briefly.
 QUICK_MEASURING = dict(
     processes=2,
     rounds=4,
     max_rounds=12,
-    interval_target=0.05,
+    interval_target=0.10,
     warmup_rounds=1,
     timeout_s=600,
 )

@@ -9,6 +9,7 @@ warm-up (of a case's later processes) trains the first chunk only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -69,15 +70,18 @@ class TrainingRound:
         """The timed target: everything outside `CLOCK.paused()` counts as training."""
         data, case = self.context.data, self.context.case
         cap = case.round_cap_s
+        calls = self._train_calls()
         start = CLOCK.start()
         start_wall, start_cpu = start
         self.done, self.capped, self.test_examples = 0, False, 0
+        first_call = None  # (wall, cpu, steps) when the round's first call returned
         for chunk in self.chunks:
-            for steps in self._train_calls(chunk):
+            for steps in calls(chunk):
                 self.loss = float(self.trainer.train(steps))
                 # On a GPU, wait for the queued work before any clock is read.
                 devices.synchronize(self.context.case.device)
                 self.done += steps
+                first_call = first_call or (CLOCK() - start_wall, CLOCK.cpu() - start_cpu, steps)
                 if (
                     cap is not None
                     and CLOCK() - start_wall >= cap
@@ -91,6 +95,8 @@ class TrainingRound:
                 ):
                     self.capped = self.done < self.steps
                     break
+            if self.done >= self.allowed:
+                self.capped = self.done < self.steps
             with CLOCK.paused():
                 if not math.isfinite(self.loss):
                     raise Diverged(f"loss is {self.loss} after {self.done} steps")
@@ -110,18 +116,52 @@ class TrainingRound:
             if self.capped:
                 break
         self.wall, self.cpu = CLOCK.since(start)
+        if self.done and self.context.step_cost is None:
+            self.context.step_cost = self._step_cost(first_call)
+
+    def _step_cost(self, first_call: tuple[float, float, int]) -> tuple[float, float]:
+        """What a step cost in this round: (seconds as the cap judges them, wall seconds).
+        The cap judges CPU time over the threads; on a GPU, where the CPU mostly waits, wall
+        time. The first call is left out when there were others: it also pays what a fresh
+        trainer pays once (a Keras model builds its graph then)."""
+        wall, cpu, steps = self.wall, self.cpu, self.done
+        if steps > first_call[2]:
+            wall, cpu, steps = wall - first_call[0], cpu - first_call[1], steps - first_call[2]
+        case = self.context.case
+        judged = cpu / case.threads if case.device == "cpu" else wall
+        return judged / steps, wall / steps
 
     def _evaluated(self, available: int) -> int:
         """How many of `available` examples an accuracy is measured on."""
         return min(available, CAPPED_EVALUATION_EXAMPLES) if self.capped else available
 
-    def _train_calls(self, chunk: int) -> list[int]:
-        """`train` call sizes for one evaluation chunk: the whole chunk, or with a time cap
-        about a hundredth of the round each, so that the cap is noticed soon after it passes."""
-        if self.context.case.round_cap_s is None:
-            return [chunk]
-        size = max(1, math.ceil(self.steps / 100))
-        return [min(size, chunk - start) for start in range(0, chunk, size)]
+    def _train_calls(self) -> Callable[[int], Iterable[int]]:
+        """How each evaluation chunk is cut into `train` calls. A call can cost far more than
+        a step (a Keras `fit` costs about 30 ms), so a round cut into many calls would time
+        the calls, not the training. Without a time cap, a chunk is one call. With one, a
+        process's first round is cut into calls that double in size from a hundredth of the
+        round, so that the cap is noticed soon after it passes, in a few calls; what its
+        steps cost then decides the process's other rounds: a chunk is one call, and a round
+        too slow for the cap (by the same rule) trains the steps that fit in the cap's
+        seconds (`allowed`), the same number in each of the process's rounds."""
+        case, cost = self.context.case, self.context.step_cost
+        cap, self.allowed = case.round_cap_s, self.steps
+        if cap is not None and cost is None:
+            size = max(1, math.ceil(self.steps / 100))
+
+            def doubling(chunk: int) -> Iterator[int]:
+                nonlocal size
+                while chunk > 0:
+                    call = min(size, chunk)
+                    yield call
+                    chunk, size = chunk - call, size * 2
+
+            return doubling
+        if cap is not None and cost[0] * self.steps > cap:
+            self.allowed = min(self.steps, max(1, math.floor(cap / cost[1])))
+        return lambda chunk: (
+            [min(chunk, self.allowed - self.done)] if self.done < self.allowed else []
+        )
 
     def finish(self) -> None:
         context, scenario, data = self.context, self.context.scenario, self.context.data

@@ -37,6 +37,10 @@ class CaseContext:
     on_round: Callable[[RoundRecord], None]  # called with each finished round's record
     plan: ProcessPlan = field(default_factory=ProcessPlan)  # this process's share of the case
     records: list[RoundRecord] = field(default_factory=list)
+    # What a training step cost in this process's first round: seconds as a time cap judges
+    # them, and wall seconds. How a round with a cap cuts its training into calls
+    # (`bench_training.TrainingRound`).
+    step_cost: tuple[float, float] | None = None
     # The contention counters at the edges of the current round (end of setup, start of
     # teardown), and the index of the disturbed round it re-runs, if it is a retry.
     round_start: contention.Snapshot | None = None

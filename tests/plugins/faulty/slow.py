@@ -42,3 +42,18 @@ class WaitingSteps(SlowSteps):
     def train(self, steps):
         time.sleep(STEP_SECONDS * steps)
         return 1.0
+
+
+CALL_SECONDS = 0.02
+
+
+@register
+class CostlyCalls(SlowSteps):
+    """Free steps, but every `train` call costs CALL_SECONDS (a Keras `fit` costs about 30 ms):
+    a round cut into many calls would time the calls."""
+
+    name = "costly-calls"
+
+    def train(self, steps):
+        time.sleep(CALL_SECONDS)
+        return 1.0
