@@ -328,6 +328,17 @@ def test_a_process_s_later_rounds_train_the_steps_its_first_round_says_fit_the_c
     assert all(r["capped"] and r["wall_seconds"] < 0.3 * 1.5 for r in measured)
 
 
+def test_a_step_cost_counts_what_a_fresh_trainer_pays_once_only_once():
+    from bench.execution.suites.context import StepCost
+
+    # a Keras-like first call: 0.5 s of graph building, then 10 ms a step
+    keras_like = StepCost(first_steps=3, first_judged=0.5, first_wall=0.6, judged=0.01, wall=0.01)
+    assert keras_like.judged_round(300) == pytest.approx(0.5 + 0.01 * 297)
+    assert keras_like.steps_within(1.0) == 3 + 40
+    # one step longer than the cap: one step still runs
+    assert StepCost(1, 4.0, 4.0, 4.0, 4.0).steps_within(1.0) == 1
+
+
 def test_the_cap_is_decided_from_cpu_time_with_every_thread_busy():
     from bench.execution.suites.bench_training import too_slow_for_cap
 

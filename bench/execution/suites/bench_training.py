@@ -15,7 +15,7 @@ import numpy as np
 
 from bench.execution import devices
 from bench.execution.measure import CLOCK, PEAK_MEMORY
-from bench.execution.suites.context import CaseContext, run_rounds
+from bench.execution.suites.context import CaseContext, StepCost, run_rounds
 from bench.execution.weights import initial_parameters
 from bench.outcomes import Diverged
 from bench.records import CurvePoint
@@ -69,8 +69,7 @@ class TrainingRound:
     def run(self) -> None:
         """The timed target: everything outside `CLOCK.paused()` counts as training."""
         data, case = self.context.data, self.context.case
-        cap = case.round_cap_s
-        calls = self._train_calls()
+        calls, checking = self._train_calls()
         start = CLOCK.start()
         start_wall, start_cpu = start
         self.done, self.capped, self.test_examples = 0, False, 0
@@ -83,13 +82,17 @@ class TrainingRound:
                 self.done += steps
                 first_call = first_call or (CLOCK() - start_wall, CLOCK.cpu() - start_cpu, steps)
                 if (
-                    cap is not None
-                    and CLOCK() - start_wall >= cap
+                    checking
+                    and CLOCK() - start_wall >= case.round_cap_s
                     # On a GPU the CPU mostly waits: its time says nothing of the work.
                     and (
                         case.device != "cpu"
                         or too_slow_for_cap(
-                            cap, CLOCK.cpu() - start_cpu, case.threads, self.done, self.steps
+                            case.round_cap_s,
+                            CLOCK.cpu() - start_cpu,
+                            case.threads,
+                            self.done,
+                            self.steps,
                         )
                     )
                 ):
@@ -116,34 +119,23 @@ class TrainingRound:
             if self.capped:
                 break
         self.wall, self.cpu = CLOCK.since(start)
-        if self.done and self.context.step_cost is None:
-            self.context.step_cost = self._step_cost(first_call)
-
-    def _step_cost(self, first_call: tuple[float, float, int]) -> tuple[float, float]:
-        """What a step cost in this round: (seconds as the cap judges them, wall seconds).
-        The cap judges CPU time over the threads; on a GPU, where the CPU mostly waits, wall
-        time. The first call is left out when there were others: it also pays what a fresh
-        trainer pays once (a Keras model builds its graph then)."""
-        wall, cpu, steps = self.wall, self.cpu, self.done
-        if steps > first_call[2]:
-            wall, cpu, steps = wall - first_call[0], cpu - first_call[1], steps - first_call[2]
-        case = self.context.case
-        judged = cpu / case.threads if case.device == "cpu" else wall
-        return judged / steps, wall / steps
+        if checking:
+            self.context.step_cost = self._step_cost(*first_call)
 
     def _evaluated(self, available: int) -> int:
         """How many of `available` examples an accuracy is measured on."""
         return min(available, CAPPED_EVALUATION_EXAMPLES) if self.capped else available
 
-    def _train_calls(self) -> Callable[[int], Iterable[int]]:
-        """How each evaluation chunk is cut into `train` calls. A call can cost far more than
-        a step (a Keras `fit` costs about 30 ms), so a round cut into many calls would time
-        the calls, not the training. Without a time cap, a chunk is one call. With one, a
-        process's first round is cut into calls that double in size from a hundredth of the
-        round, so that the cap is noticed soon after it passes, in a few calls; what its
-        steps cost then decides the process's other rounds: a chunk is one call, and a round
-        too slow for the cap (by the same rule) trains the steps that fit in the cap's
-        seconds (`allowed`), the same number in each of the process's rounds."""
+    def _train_calls(self) -> tuple[Callable[[int], Iterable[int]], bool]:
+        """How each evaluation chunk is cut into `train` calls, and whether the cap is checked
+        after each call. A call can cost far more than a step (a Keras `fit` costs about
+        30 ms), so a round cut into many calls would time the calls, not the training.
+        Without a time cap, a chunk is one call. With one, a process's first round is cut
+        into calls that double in size from a hundredth of the round, so that the cap is
+        noticed soon after it passes, in a few calls. What its steps cost (`StepCost`) then
+        decides the process's other rounds up front: a chunk is one call, and a round that
+        would be too slow for the cap (by the same rule) trains the steps that fit in the
+        cap's seconds (`allowed`), the same number in each of them."""
         case, cost = self.context.case, self.context.step_cost
         cap, self.allowed = case.round_cap_s, self.steps
         if cap is not None and cost is None:
@@ -156,11 +148,32 @@ class TrainingRound:
                     yield call
                     chunk, size = chunk - call, size * 2
 
-            return doubling
-        if cap is not None and cost[0] * self.steps > cap:
-            self.allowed = min(self.steps, max(1, math.floor(cap / cost[1])))
-        return lambda chunk: (
-            [min(chunk, self.allowed - self.done)] if self.done < self.allowed else []
+            return doubling, True
+        if cap is not None and cost.judged_round(self.steps) > cap:
+            self.allowed = min(self.steps, cost.steps_within(cap))
+
+        def whole(chunk: int) -> list[int]:
+            return [min(chunk, self.allowed - self.done)] if self.done < self.allowed else []
+
+        return whole, False
+
+    def _step_cost(self, first_wall: float, first_cpu: float, first_steps: int) -> StepCost:
+        """What this round's steps cost, as the cap judges them (CPU time over the threads;
+        on a GPU, where the CPU mostly waits, wall time) and in wall time."""
+        threads = self.context.case.threads
+        on_cpu = self.context.case.device == "cpu"
+        later = max(1, self.done - first_steps)
+        later_wall, later_cpu = self.wall - first_wall, self.cpu - first_cpu
+        if self.done == first_steps:  # one call: no steps after it to tell them apart
+            later_wall, later_cpu = first_wall / first_steps, first_cpu / first_steps
+        else:
+            later_wall, later_cpu = later_wall / later, later_cpu / later
+        return StepCost(
+            first_steps=first_steps,
+            first_judged=first_cpu / threads if on_cpu else first_wall,
+            first_wall=first_wall,
+            judged=later_cpu / threads if on_cpu else later_wall,
+            wall=later_wall,
         )
 
     def finish(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,30 @@ class Data:
     y_test: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class StepCost:
+    """What training cost in a process's first round: its first `train` call, which also pays
+    what a fresh trainer pays once (a Keras model builds its graph then), and each step after
+    it; in seconds as a time cap judges them (CPU time over the threads; wall time on a GPU)
+    and in wall seconds."""
+
+    first_steps: int
+    first_judged: float
+    first_wall: float
+    judged: float  # per step after the first call
+    wall: float  # per step after the first call
+
+    def judged_round(self, steps: int) -> float:
+        """What a round of `steps` steps would cost, as the cap judges it."""
+        return self.first_judged + self.judged * max(0, steps - self.first_steps)
+
+    def steps_within(self, seconds: float) -> int:
+        """The most steps whose wall time fits in `seconds` (one at least)."""
+        if self.wall <= 0:
+            return self.first_steps
+        return max(1, self.first_steps + math.floor((seconds - self.first_wall) / self.wall))
+
+
 @dataclass
 class CaseContext:
     """Registered as a pytest plugin: provides the suite's `case` fixture."""
@@ -37,10 +62,9 @@ class CaseContext:
     on_round: Callable[[RoundRecord], None]  # called with each finished round's record
     plan: ProcessPlan = field(default_factory=ProcessPlan)  # this process's share of the case
     records: list[RoundRecord] = field(default_factory=list)
-    # What a training step cost in this process's first round: seconds as a time cap judges
-    # them, and wall seconds. How a round with a cap cuts its training into calls
-    # (`bench_training.TrainingRound`).
-    step_cost: tuple[float, float] | None = None
+    # What a training step cost in this process's first round: how a round with a time cap
+    # cuts its training into calls (`bench_training.TrainingRound`).
+    step_cost: StepCost | None = None
     # The contention counters at the edges of the current round (end of setup, start of
     # teardown), and the index of the disturbed round it re-runs, if it is a retry.
     round_start: contention.Snapshot | None = None
