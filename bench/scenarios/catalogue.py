@@ -101,7 +101,7 @@ SCENARIOS: dict[str, Scenario] = {
             budgets={
                 "smoke": smoke_budget(steps=5),
                 # A fifth of an epoch: 10 000 examples, one at a time for numpy-pure.
-                "quick": quick_budget(steps=1_000, round_cap_s=1, case_budget_s=6),
+                "quick": quick_budget(steps=1_000, round_cap_s=2, case_budget_s=6),
                 "full": full_budget(timeout_s=7_200, epochs=30, eval_points=30),
             },
             target=0.94,
@@ -141,7 +141,7 @@ SCENARIOS: dict[str, Scenario] = {
             sampling="with-replacement",
             budgets={
                 "smoke": smoke_budget(steps=5),
-                "quick": quick_budget(steps=300, round_cap_s=1, case_budget_s=6),
+                "quick": quick_budget(steps=300, round_cap_s=2, case_budget_s=6),
                 "full": full_budget(timeout_s=3_600, steps=10_000, eval_points=10),
             },
             target=0.96,
@@ -180,7 +180,7 @@ SCENARIOS: dict[str, Scenario] = {
             sampling="shuffled-epochs",
             budgets={
                 "smoke": smoke_budget(steps=5),
-                "quick": quick_budget(steps=120, round_cap_s=1, case_budget_s=6),
+                "quick": quick_budget(steps=120, round_cap_s=2, case_budget_s=6),
                 "full": full_budget(timeout_s=7_200, epochs=100, eval_points=20),
             },
             target=0.97,
@@ -217,7 +217,7 @@ SCENARIOS: dict[str, Scenario] = {
                 "smoke": smoke_budget(steps=3),
                 # A sixth of an epoch: torch takes about a second. numpy-pure convolves one
                 # example at a time (about 8 s per step of 512) and is capped after a step.
-                "quick": quick_budget(steps=20, round_cap_s=1, case_budget_s=9),
+                "quick": quick_budget(steps=20, round_cap_s=2, case_budget_s=9),
                 "full": full_budget(timeout_s=7_200, epochs=20, eval_points=20),
             },
             target=0.97,
@@ -255,7 +255,7 @@ SCENARIOS: dict[str, Scenario] = {
             budgets={
                 "smoke": smoke_budget(steps=3),
                 # A tenth of an epoch; numpy-pure is capped (about 2.5 s per step of 100).
-                "quick": quick_budget(steps=60, round_cap_s=1, case_budget_s=9),
+                "quick": quick_budget(steps=60, round_cap_s=2, case_budget_s=9),
                 "full": full_budget(timeout_s=14_400, epochs=20, eval_points=20),
             },
             target=0.98,
