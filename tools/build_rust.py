@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.execution.environment import rust_program_dir, rust_stamp_dir
@@ -68,10 +67,7 @@ def workspace_crates() -> list[dict]:
                 "binaries": [] if libraries else binaries,
                 "inputs": [(folder / path).resolve() for path in inputs],
                 "links_libtorch": any(d["name"] == "tch" for d in package["dependencies"]),
-                # Programs build in a target folder of their own, beside the extension
-                # modules' (see `main`).
-                "target": Path(metadata["target_directory"])
-                / ("programs" if not libraries else ""),
+                "target": Path(metadata["target_directory"]),
             }
         )
     return crates
@@ -158,12 +154,11 @@ def build(crate: dict, facts: dict) -> None:
 
 def build_programs(crate: dict, facts: dict) -> None:
     """`cargo build --release` of a crate of programs, each copied beside the interpreter."""
-    environment = cargo_environment(facts["rustflags"], crate["links_libtorch"])
     subprocess.run(
         ["cargo", "build", "--release", "--quiet", "--package", crate["crate"], "--bins"],
         check=True,
         cwd=ROOT,
-        env={**environment, "CARGO_TARGET_DIR": str(crate["target"])},
+        env=cargo_environment(facts["rustflags"], crate["links_libtorch"]),
     )
     for binary in crate["binaries"]:
         installed = rust_program_dir() / binary
@@ -215,7 +210,6 @@ def main(arguments: list[str]) -> int:
         return 0
     facts = toolchain()
     STAMPS.mkdir(exist_ok=True)
-    pending = []
     for crate in workspace_crates():
         module = crate["module"]
         crate_facts = dict(facts)
@@ -230,23 +224,7 @@ def main(arguments: list[str]) -> int:
         if stamp and stamp["hash"] == digest and installed(crate):
             print(f"{module}: up to date")
             continue
-        pending.append((crate, crate_facts, digest))
-    # Two lanes at once: the extension modules one after another, and the programs in a
-    # target folder of their own (two cargo builds of one folder wait for each other's
-    # lock). One build alone leaves a core idle much of the time on two cores (a crate's
-    # last codegen unit, torch-sys's C++), which the other lane fills.
-    lanes = [[p for p in pending if not p[0]["binaries"]], [p for p in pending if p[0]["binaries"]]]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return max(pool.map(build_lane, lanes), default=0)
-
-
-def build_lane(pending: list[tuple[dict, dict, str]]) -> int:
-    """Build and install each crate in turn, writing its stamp; 1 at the first failure."""
-    for crate, crate_facts, digest in pending:
-        module = crate["module"]
-        print(
-            f"{module}: building {crate['folder'].relative_to(ROOT)} ({crate_facts['rustflags']})"
-        )
+        print(f"{module}: building {crate['folder'].relative_to(ROOT)} ({facts['rustflags']})")
         started = time.monotonic()
         try:
             build(crate, crate_facts)
