@@ -20,9 +20,11 @@ setup: $(STAMP) rust
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# uv resolves like pip, with the same constraints, but downloads and unpacks in parallel:
-	@# torch's CUDA wheels (about 3 GB) take under a minute instead of about four.
+	@# torch's CUDA wheels (about 3 GB) take under a minute instead of about four. Bytecode is
+	@# compiled now, as pip does: where PYTHONDONTWRITEBYTECODE is set, every worker would
+	@# otherwise compile TensorFlow's and torch's sources again at each import.
 	$(PIP_INSTALL) uv
-	$(UV) install $(UV_TARGET) -c constraints/cpu.txt -e ".[$(EXTRAS)]"
+	$(UV) install $(UV_TARGET) --compile-bytecode -c constraints/cpu.txt -e ".[$(EXTRAS)]"
 	@# PyPI's Linux torch wheel is the CUDA build, which pulls in triton. Importing triton into
 	@# a process that has loaded TensorFlow crashes it (segfault: both bundle LLVM). The harness
 	@# never compiles kernels (no torch.compile), so triton goes.
