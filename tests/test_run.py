@@ -3,7 +3,6 @@ way a case can, on the smoke profile."""
 
 import errno
 import json
-import math
 import signal
 import subprocess
 import sys
