@@ -70,7 +70,7 @@ class TrainingRound:
         """The timed target: everything outside `CLOCK.paused()` counts as training."""
         data, case = self.context.data, self.context.case
         calls, checking = self._train_calls()
-        start = CLOCK.start()
+        start = self.start = CLOCK.start()
         start_wall, start_cpu = start
         self.done, self.capped, self.test_examples = 0, False, 0
         first_call = None  # (wall, cpu, steps) when the round's first call returned
@@ -81,21 +81,7 @@ class TrainingRound:
                 devices.synchronize(self.context.case.device)
                 self.done += steps
                 first_call = first_call or (CLOCK() - start_wall, CLOCK.cpu() - start_cpu, steps)
-                if (
-                    checking
-                    and CLOCK() - start_wall >= case.round_cap_s
-                    # On a GPU the CPU mostly waits: its time says nothing of the work.
-                    and (
-                        case.device != "cpu"
-                        or too_slow_for_cap(
-                            case.round_cap_s,
-                            CLOCK.cpu() - start_cpu,
-                            case.threads,
-                            self.done,
-                            self.steps,
-                        )
-                    )
-                ):
+                if checking and CLOCK() - start_wall >= case.round_cap_s and self._too_slow():
                     self.capped = self.done < self.steps
                     break
             if self.done >= self.allowed:
@@ -145,6 +131,15 @@ class TrainingRound:
                 nonlocal size
                 while chunk > 0:
                     call = min(size, chunk)
+                    if self.done:  # no call planned past the cap, at the pace so far
+                        elapsed = CLOCK() - self.start[0]
+                        fits = math.floor((cap - elapsed) * self.done / elapsed)
+                        if fits >= 1:
+                            call = min(call, fits)
+                        elif self._too_slow():  # not one more step fits, and it is too slow
+                            self.capped = self.done < self.steps
+                            return
+                        # else past the cap, but slowed down by others: it runs to its end
                     yield call
                     chunk, size = chunk - call, size * 2
 
@@ -156,6 +151,15 @@ class TrainingRound:
             return [min(chunk, self.allowed - self.done)] if self.done < self.allowed else []
 
         return whole, False
+
+    def _too_slow(self) -> bool:
+        """Whether the round so far says it could not finish within the cap (on a GPU, where
+        the CPU mostly waits and its time says nothing of the work, it could not by now)."""
+        case = self.context.case
+        if case.device != "cpu":
+            return True
+        cpu = CLOCK.cpu() - self.start[1]
+        return too_slow_for_cap(case.round_cap_s, cpu, case.threads, self.done, self.steps)
 
     def _step_cost(self, first_wall: float, first_cpu: float, first_steps: int) -> StepCost:
         """What this round's steps cost, as the cap judges them (CPU time over the threads;
