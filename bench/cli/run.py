@@ -357,11 +357,15 @@ def _gated(store: RunStore, cases: list[Case]) -> list[Case]:
     is updated with them."""
     from bench.conformance import gate
 
+    passed_before: list[str] = []  # conforming pairs read from the cache: one line for all
+
     def show(case: Case, verdict: gate.Verdict) -> None:
         found = verdict.conformance
         cost = "cached" if found.cached else f"{found.seconds:.1f} s"
         pair = f"{case.implementation} on {case.scenario}"
-        if verdict.unsupported:
+        if found.cached and found.verdict == outcomes.CONFORMING and not verdict.unsupported:
+            passed_before.append(pair)
+        elif verdict.unsupported:
             console.print(
                 f"conformance: {pair}: [yellow]not supported[/] ({escape(verdict.unsupported)})"
             )
@@ -377,6 +381,11 @@ def _gated(store: RunStore, cases: list[Case]) -> list[Case]:
         with console.status("Checking conformance before timing (cached by plugin source)"):
             definitions = {n: scenario_to_json(s) for n, s in store.scenarios().items()}
             gated = gate.gate_cases(cases, definitions, on_verdict=show)
+        if passed_before:
+            console.print(
+                f"conformance: {len(passed_before)} pair(s) passed every check, as cached "
+                f"({', '.join(passed_before[:3])}{' …' if len(passed_before) > 3 else ''})"
+            )
         by_id = {case.id: case for case in gated}
         store.update_meta(plan=tuple(by_id.get(case.id, case) for case in store.meta.plan))
         return gated
