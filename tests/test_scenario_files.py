@@ -39,7 +39,7 @@ original = "numpy-vectorized"
 
 [scenarios.my-dlfs.budgets]
 smoke = { steps = 5 }
-quick = { steps = 300, round_cap_s = 2, case_budget_s = 8 }
+quick = { steps = 300, round_cap_s = 2, case_budget_s = 6 }
 full = { steps = 10000, timeout_s = 3600, eval_points = 10 }
 """
 
