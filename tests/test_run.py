@@ -232,14 +232,20 @@ def test_a_full_disk_stops_the_run_with_advice_and_keeps_finished_cases(
     assert json.loads(kept.read_text())["status"] == "ok"
 
 
-def _capped_run(tmp_path, implementation: str, cap: str) -> tuple:
-    """dlfs-mlp quick (hundreds of steps, 10 ms each) in two processes, one round each."""
+ONE_ROUND_IN_EACH_OF_TWO = ("--rounds", "2", "--warmup", "0")
+
+
+def _capped_run(
+    tmp_path, implementation: str, cap: str, rounds: tuple = ONE_ROUND_IN_EACH_OF_TWO
+) -> tuple:
+    """dlfs-mlp quick (hundreds of steps) under a round cap; by default in two processes, one
+    round each."""
     results = tmp_path / "results"
     done = bench_command(
         "run", "--profile", "quick", "--dataset", "mnist-5k", "--offline", "--no-peak",
         "--no-check",
         "--plugins", str(PLUGINS / "faulty"), "--impl", implementation, "--scenario", "dlfs-mlp",
-        "--rounds", "2", "--warmup", "0", "--round-cap", cap, results=results,
+        *rounds, "--round-cap", cap, results=results,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     record = stored_cases(results)[implementation]
@@ -289,16 +295,8 @@ def test_a_round_that_fits_its_cap_is_not_cut_into_many_train_calls(tmp_path):
     pieces, a round would time the calls. With a cap, only a process's first round is cut
     (calls doubling in size: 8 for dlfs-mlp's 300 steps); a later round that the first
     says fits trains each of its 3 evaluation chunks in one call, as without a cap."""
-    results = tmp_path / "results"
-    done = bench_command(
-        "run", "--profile", "quick", "--dataset", "mnist-5k", "--offline", "--no-peak",
-        "--no-check", "--plugins", str(PLUGINS / "faulty"), "--impl", "costly-calls",
-        "--scenario", "dlfs-mlp", "--rounds", "2", "--processes", "1", "--warmup", "1",
-        "--round-cap", "5", results=results,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    record = stored_cases(results)["costly-calls"]
-    assert record["status"] == "ok", (record["reason"], record.get("log_tail"))
+    rounds = ("--rounds", "2", "--processes", "1", "--warmup", "1")
+    _, record = _capped_run(tmp_path, "costly-calls", "5", rounds)
     warmup, *measured = record["rounds"]
     assert warmup["warmup"] and not warmup["capped"]
     assert 8 * 0.02 <= warmup["wall_seconds"] < 20 * 0.02
@@ -311,15 +309,9 @@ def test_a_process_s_later_rounds_train_the_steps_its_first_round_says_fit_the_c
     """slow-steps (10 ms of CPU a step) under a 0.3 s cap: the first round (a warm-up) finds
     it too slow; each later round trains the steps that fit in 0.3 s at the first round's
     wall time per step, the same number in each, in one call per chunk."""
-    results = tmp_path / "results"
-    done = bench_command(
-        "run", "--profile", "quick", "--dataset", "mnist-5k", "--offline", "--no-peak",
-        "--no-check", "--plugins", str(PLUGINS / "faulty"), "--impl", "slow-steps",
-        "--scenario", "dlfs-mlp", "--rounds", "3", "--processes", "1", "--warmup", "1",
-        "--round-cap", "0.3", results=results,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    warmup, *measured = stored_cases(results)["slow-steps"]["rounds"]
+    rounds = ("--rounds", "3", "--processes", "1", "--warmup", "1")
+    _, record = _capped_run(tmp_path, "slow-steps", "0.3", rounds)
+    warmup, *measured = record["rounds"]
     assert warmup["capped"]
     per_step = warmup["wall_seconds"] / warmup["steps"]
     (steps,) = {round_["steps"] for round_ in measured}  # the same in every round

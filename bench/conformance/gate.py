@@ -92,11 +92,10 @@ def gate_cases(
         and case.conformance is None
         and not definitions[case.scenario].get("serving")
     ]
+    keys = {case.id: cache_key(case, definitions[case.scenario]) for case in gated}
     pairs: dict[str, tuple[Case, dict]] = {}
     for case in gated:
-        pairs.setdefault(
-            cache_key(case, definitions[case.scenario]), (case, definitions[case.scenario])
-        )
+        pairs.setdefault(keys[case.id], (case, definitions[case.scenario]))
     verdicts: dict[str, Verdict] = {}
     unchecked: dict[tuple[str, str], list[tuple[str, Case, dict]]] = {}
     for key, (case, definition) in pairs.items():
@@ -111,12 +110,10 @@ def gate_cases(
             verdicts[key] = found
             on_verdict(pairs[key][0], found)
 
-    checked = {case.id for case in gated}
-
     def with_verdict(case: Case) -> Case:
-        if case.id not in checked:
+        if case.id not in keys:
             return case
-        found = verdicts[cache_key(case, definitions[case.scenario])]
+        found = verdicts[keys[case.id]]
         if found.unsupported:
             case = dataclasses.replace(case, status=outcomes.UNSUPPORTED, reason=found.unsupported)
         return dataclasses.replace(case, conformance=found.conformance)
@@ -150,17 +147,16 @@ def _check(group: list[tuple[str, Case, dict]]) -> dict[str, Verdict]:
     started = time.perf_counter()
     found = _check_in_subprocess(group)
     spent = sum(verdict.conformance.seconds for verdict, _ in found.values())
-    first = next(iter(found))
     verdicts = {}
-    for key, (verdict, complete) in found.items():
+    for index, (key, case, _) in enumerate(group):
+        verdict, complete = found[key]
         seconds = verdict.conformance.seconds
-        if key == first:
+        if index == 0:
             seconds += max(0.0, time.perf_counter() - started - spent)
         verdict = dataclasses.replace(
             verdict, conformance=dataclasses.replace(verdict.conformance, seconds=seconds)
         )
         if complete:
-            case = next(case for k, case, _ in group if k == key)
             entry = {
                 "conformance": verdict.conformance.to_json(),
                 "unsupported": verdict.unsupported,

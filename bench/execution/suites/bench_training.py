@@ -166,12 +166,11 @@ class TrainingRound:
         on a GPU, where the CPU mostly waits, wall time) and in wall time."""
         threads = self.context.case.threads
         on_cpu = self.context.case.device == "cpu"
-        later = max(1, self.done - first_steps)
-        later_wall, later_cpu = self.wall - first_wall, self.cpu - first_cpu
-        if self.done == first_steps:  # one call: no steps after it to tell them apart
-            later_wall, later_cpu = first_wall / first_steps, first_cpu / first_steps
-        else:
-            later_wall, later_cpu = later_wall / later, later_cpu / later
+        if self.done > first_steps:
+            wall, cpu, steps = self.wall - first_wall, self.cpu - first_cpu, self.done - first_steps
+        else:  # one call: no steps after it to tell apart, so its own pace
+            wall, cpu, steps = first_wall, first_cpu, first_steps
+        later_wall, later_cpu = wall / steps, cpu / steps
         return StepCost(
             first_steps=first_steps,
             first_judged=first_cpu / threads if on_cpu else first_wall,
