@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.execution import devices, threads
+from bench.execution import devices, launcher, threads
 from bench.files import atomic_write_text
 from bench.outcomes import PluginExit
 from bench.records import (
@@ -244,4 +244,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    launcher.exit_child(main())

@@ -14,6 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from bench.execution import launcher
 from bench.files import atomic_write_json
 from bench.plugins.declarations import PluginInfo
 from bench.plugins.loading import load_source, source_target
@@ -42,4 +43,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    launcher.exit_child(main())
