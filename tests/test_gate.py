@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from conftest import PLUGINS, bench_command, smoke_args, stored_cases
 
 from bench import outcomes, report
 from bench.conformance import gate
+from bench.execution import launcher, threads
 from bench.records import Case, Conformance
 from bench.store import RunStore
 
@@ -153,3 +156,66 @@ def test_a_non_conforming_record_keeps_a_failure_of_its_own():
     assert outcomes.gated(outcomes.OK, failing.verdict) == outcomes.NON_CONFORMING
     assert outcomes.gated(outcomes.TIMEOUT, failing.verdict) == outcomes.TIMEOUT
     assert outcomes.gated(outcomes.OK, outcomes.UNVERIFIED) == outcomes.OK
+
+
+def _two_implementations() -> tuple[list[Case], dict[str, dict]]:
+    cases = [runs.case("dlfs-mlp", name, source=f"path:{HALFWAY}") for name in ("one", "two")]
+    return cases, {"dlfs-mlp": {"name": "dlfs-mlp"}}
+
+
+def test_the_gate_checks_two_implementations_at_once_on_two_cores(gate_cache, monkeypatch):
+    # Each group waits for the other at a barrier: checked one after the other, the first
+    # would wait alone and break it.
+    both_started = threading.Barrier(2, timeout=10)
+
+    def check(group):
+        both_started.wait()
+        (key, _, _), *_ = group
+        return {key: gate.Verdict(Conformance(outcomes.CONFORMING, (), checks=1))}
+
+    monkeypatch.setattr(gate, "_check", check)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    cases, definitions = _two_implementations()
+    gated = gate.gate_cases(cases, definitions)
+    assert [c.conformance.verdict for c in gated] == [outcomes.CONFORMING] * 2
+
+
+def test_ctrl_c_during_the_gate_kills_the_checks_still_running(gate_cache, monkeypatch):
+    ended: list[launcher.Finished] = []
+
+    def check(group):
+        (key, case, _), *_ = group
+        if case.implementation == "one":  # Ctrl-C, once the other's process has started
+            while not launcher._RUNNING:
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+        ended.append(
+            launcher.run_python(["-c", "import time; time.sleep(60)"], threads=1, timeout=60)
+        )
+        return {key: gate.Verdict(Conformance(outcomes.CONFORMING, ()))}
+
+    monkeypatch.setattr(gate, "_check", check)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    cases, definitions = _two_implementations()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        gate.gate_cases(cases, definitions)
+    assert time.perf_counter() - started < 30  # not the sleeping check's 60 s
+    (killed,) = ended
+    assert killed.returncode is not None and killed.returncode < 0
+    assert not launcher._RUNNING
+
+
+def test_a_child_that_skips_the_interpreter_s_teardown_still_runs_its_atexit_handlers(tmp_path):
+    marker = tmp_path / "cleaned-up"
+    code = (
+        "import atexit, pathlib, sys\n"
+        "from bench.execution import launcher\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "sys.stdout.write('its output')\n"
+        "launcher.exit_child(3)\n"
+    )
+    done = launcher.run_python(["-c", code], threads=1, timeout=60)
+    assert done.returncode == 3
+    assert done.stdout == "its output"
+    assert marker.read_text() == "yes"
