@@ -5,10 +5,13 @@ about them (`bench.execution.environment.rust_builds`)."""
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,45 @@ def test_without_cargo_the_build_is_a_note_and_succeeds(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cargo not found" in done.stdout
     assert "https://rustup.rs" in done.stdout
+
+
+def test_an_extension_crate_is_installed_as_a_module_that_python_imports(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import build_rust
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    # What the workspace build leaves for a crate whose library is `bench_fake`, named as
+    # cargo names a cdylib (a stand-in: the install only copies it).
+    release = tmp_path / "target" / "release"
+    release.mkdir(parents=True)
+    (release / "libbench_fake.so").write_bytes(b"built")
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.setattr(build_rust.sysconfig, "get_path", lambda name: str(site))
+    crate = {
+        "crate": "bench-fake",
+        "module": "bench_fake",
+        "binaries": [],
+        "target": tmp_path / "target",
+    }
+    assert not build_rust.installed(crate)
+    build_rust.install(crate)
+    suffix = build_rust.sysconfig.get_config_var("EXT_SUFFIX")
+    assert [p.name for p in site.iterdir()] == [f"bench_fake{suffix}"]  # nothing staged left
+    assert (site / f"bench_fake{suffix}").read_bytes() == b"built"
+    assert build_rust.installed(crate)
+
+
+def test_the_built_extensions_are_modules_in_site_packages_not_wheels():
+    for module in EXTENSIONS.values():
+        spec = importlib.util.find_spec(module)
+        if spec is None and shutil.which("cargo") is None:
+            pytest.skip("no cargo here: the Rust implementations were not built")
+        assert spec is not None and spec.origin.endswith(sysconfig.get_config_var("EXT_SUFFIX"))
+        assert Path(spec.origin).parent == Path(sysconfig.get_path("platlib"))
+        with pytest.raises(importlib.metadata.PackageNotFoundError):  # no stale wheel hides it
+            importlib.metadata.distribution(module.replace("_", "-"))
 
 
 # The extensions made unimportable in the harness process, as in an environment where they
@@ -139,8 +181,8 @@ def test_bench_new_rust_writes_a_crate_that_builds_is_listed_and_fails_check(
     crate = lib.parent.parent
     assert "[workspace]" in (crate / "Cargo.toml").read_text()  # builds on its own
     assert "pip install --no-build-isolation" in scaffold.next_steps("my-rust", lib)
-    # Built as `make setup` builds: maturin, with the project's target folder and flags, so
-    # that the dependencies already compiled there are reused.
+    # Built as its `pip install` builds it (maturin), in the project's target folder and with
+    # its flags, so that the dependencies compiled there with the same features are reused.
     wheels, site = tmp_path / "wheels", tmp_path / "site"
     build = [sys.executable, "-m", "maturin", "build", "--release", "--quiet",
              "--auditwheel", "skip", "--interpreter", sys.executable,

@@ -1,11 +1,15 @@
 """Build the compiled implementations (the crates of the Cargo workspace) into this Python
 environment: `make setup` runs it with the virtual environment's interpreter.
 
-A crate of a Python extension (a cdylib) is built by maturin into a wheel under
-target/wheels/ and installed with pip. A crate of programs (binaries: the serving benchmark's
-server and load generator) is built by cargo, and its programs are copied beside this
-environment's interpreter, as pip installs console scripts. A build is skipped when the stamp
-of the installed one matches: a hash of the crate's sources (and of the files its Cargo.toml
+One `cargo build --release --workspace` builds every crate: the crates share their
+dependencies and the two cores stay busy across crates, which one build per crate does not
+allow (cargo resolves features per build, so each crate's build compiled ndarray, pyo3 and
+rand again with its own features). A crate of a Python extension (a cdylib) is then
+installed as an extension module, `<module><EXT_SUFFIX>` in this environment's
+site-packages, as `maturin develop` would; a crate of programs (binaries: the serving
+benchmark's server and load generator) has its programs copied beside this environment's
+interpreter, as pip installs console scripts. A crate is installed again only when the stamp
+of the installed one differs: a hash of the crate's sources (and of the files its Cargo.toml
 lists under `[package.metadata.bench] inputs`), the workspace manifest and Cargo.lock, the
 toolchain's versions, the flags and, for a crate that links LibTorch, the torch version. The
 stamp (`<environment>/bench-rust/<module or crate>.json`) also records what
@@ -14,8 +18,8 @@ stamp (`<environment>/bench-rust/<module or crate>.json`) also records what
 `build_rust.py lint` checks the crates with `cargo fmt` and `cargo clippy` (`make lint`).
 
 Without cargo this prints what to install and succeeds: the plugins' cases are then skipped
-with that reason. A crate linking LibTorch needs torch installed; without it, it is skipped
-the same way. A compile error fails the build.
+with that reason. A crate linking LibTorch needs torch installed; without it, it is left out
+of the build the same way. A compile error fails the build.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -90,7 +95,6 @@ def toolchain() -> dict:
     return {
         "rustc": run("rustc", "--version").strip(),
         "cargo": run("cargo", "--version").strip(),
-        "maturin": run(sys.executable, "-m", "maturin", "--version").strip(),
         "python": sys.version.split()[0],
         "rustflags": rustflags,
         "target_cpu": target_cpu(rustflags),
@@ -118,7 +122,8 @@ def installed_stamp(module: str) -> dict | None:
 
 
 def cargo_environment(rustflags: str, links_libtorch: bool) -> dict[str, str]:
-    environment = {**os.environ, "RUSTFLAGS": rustflags}
+    # PyO3 builds for this interpreter (its version and ABI), whatever `python` PATH finds.
+    environment = {**os.environ, "RUSTFLAGS": rustflags, "PYO3_PYTHON": sys.executable}
     if links_libtorch:
         # torch-sys asks `python` on PATH for the wheel's LibTorch (headers, libraries, ABI).
         environment["LIBTORCH_USE_PYTORCH"] = "1"
@@ -127,51 +132,50 @@ def cargo_environment(rustflags: str, links_libtorch: bool) -> dict[str, str]:
     return environment
 
 
-def build(crate: dict, facts: dict) -> None:
+def build_workspace(crates: list[dict], left_out: list[dict], rustflags: str) -> None:
+    """`cargo build --release` of the whole workspace but `left_out` (crates that cannot be
+    built here), in one invocation."""
+    command = ["cargo", "build", "--release", "--quiet", "--workspace"]
+    command += [f"--exclude={crate['crate']}" for crate in left_out]
+    links_libtorch = any(crate["links_libtorch"] for crate in crates)
+    subprocess.run(command, check=True, cwd=ROOT, env=cargo_environment(rustflags, links_libtorch))
+
+
+def install(crate: dict) -> None:
+    """Put what the workspace build made of `crate` where this environment finds it: an
+    extension module into site-packages, programs beside the interpreter. Each file is
+    staged and renamed into place, so that nothing ever sees a half-copied one."""
+    built = crate["target"] / "release"
     if crate["binaries"]:
-        build_programs(crate, facts)
+        copies = [(built / name, rust_program_dir() / name) for name in crate["binaries"]]
+    else:
+        remove_distribution(crate["crate"])
+        extension = crate["module"] + sysconfig.get_config_var("EXT_SUFFIX")
+        site = Path(sysconfig.get_path("platlib"))
+        copies = [(built / f"lib{crate['module']}.so", site / extension)]
+    for source, installed_at in copies:
+        staged = installed_at.with_name(f".{installed_at.name}.new")
+        shutil.copy2(source, staged)
+        os.replace(staged, installed_at)
+
+
+def remove_distribution(name: str) -> None:
+    """Uninstall a wheel of the crate that pip installed (earlier versions of this tool, or
+    `pip install implementations/<crate>`): its package folder would hide the module."""
+    try:
+        importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
         return
-    environment = cargo_environment(facts["rustflags"], crate["links_libtorch"])
-    wheels = ROOT / "target" / "wheels" / crate["module"]
-    shutil.rmtree(wheels, ignore_errors=True)
-    subprocess.run(
-        [
-            sys.executable, "-m", "maturin", "build", "--release", "--quiet",
-            # a wheel for this environment only: it links the libraries installed here
-            "--auditwheel", "skip",
-            "--manifest-path", str(crate["folder"] / "Cargo.toml"),
-            "--interpreter", sys.executable,
-            "--out", str(wheels),
-        ],
-        check=True,
-        cwd=ROOT,
-        env=environment,
-    )  # fmt: skip
-    (wheel,) = wheels.glob("*.whl")
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--no-deps", "--force-reinstall", str(wheel)], check=True)
-
-
-def build_programs(crate: dict, facts: dict) -> None:
-    """`cargo build --release` of a crate of programs, each copied beside the interpreter."""
-    subprocess.run(
-        ["cargo", "build", "--release", "--quiet", "--package", crate["crate"], "--bins"],
-        check=True,
-        cwd=ROOT,
-        env=cargo_environment(facts["rustflags"], crate["links_libtorch"]),
-    )
-    for binary in crate["binaries"]:
-        installed = rust_program_dir() / binary
-        staged = installed.with_name(f".{binary}.new")  # never a half-copied program
-        shutil.copy2(crate["target"] / "release" / binary, staged)
-        os.replace(staged, installed)
+    pip = [sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", name]
+    subprocess.run(pip, check=True)
 
 
 def installed(crate: dict) -> bool:
     """Whether the crate's extension module, or every one of its programs, is installed."""
     if crate["binaries"]:
         return all((rust_program_dir() / binary).is_file() for binary in crate["binaries"])
-    return importlib.util.find_spec(crate["module"]) is not None
+    extension = crate["module"] + sysconfig.get_config_var("EXT_SUFFIX")
+    return (Path(sysconfig.get_path("platlib")) / extension).is_file()
 
 
 def lint() -> int:
@@ -202,53 +206,57 @@ def main(arguments: list[str]) -> int:
         return 0
     if arguments == ["lint"]:
         return lint()
-    if importlib.util.find_spec("maturin") is None:
-        print(
-            "note: maturin not installed, so the Rust implementations are not built: "
-            "pip install 'bench[rust]' (make setup installs it with the dev extra)"
-        )
-        return 0
     facts = toolchain()
     STAMPS.mkdir(exist_ok=True)
+    crates, left_out, stale = [], [], []
     for crate in workspace_crates():
-        module = crate["module"]
         crate_facts = dict(facts)
         if crate["links_libtorch"]:
             try:
                 crate_facts["libtorch"] = importlib.metadata.version("torch")
             except importlib.metadata.PackageNotFoundError:
+                module = crate["module"]
                 print(f"note: {module} links the torch wheel's LibTorch; torch is not installed")
+                left_out.append(crate)
                 continue
-        digest = source_hash(crate, crate_facts)
-        stamp = installed_stamp(module)
-        if stamp and stamp["hash"] == digest and installed(crate):
-            print(f"{module}: up to date")
-            continue
-        print(f"{module}: building {crate['folder'].relative_to(ROOT)} ({facts['rustflags']})")
-        started = time.monotonic()
-        try:
-            build(crate, crate_facts)
-        except subprocess.CalledProcessError as error:
-            print(f"error: building {module} failed ({error})", file=sys.stderr)
-            if crate["links_libtorch"]:
-                print(
-                    "tch builds for one PyTorch version only: see 'when torch moves' in "
-                    "docs/rust.md",
-                    file=sys.stderr,
-                )
-            return 1
+        crate["facts"], crate["hash"] = crate_facts, source_hash(crate, crate_facts)
+        crates.append(crate)
+        stamp = installed_stamp(crate["module"])
+        if stamp and stamp["hash"] == crate["hash"] and installed(crate):
+            print(f"{crate['module']}: up to date")
+        else:
+            stale.append(crate)
+    if not stale:
+        return 0
+    names = ", ".join(crate["module"] for crate in stale)
+    print(f"building the workspace for {names} ({facts['rustflags']})")
+    started = time.monotonic()
+    try:
+        build_workspace(crates, left_out, facts["rustflags"])
+    except subprocess.CalledProcessError as error:
+        print(f"error: building the Rust workspace failed ({error})", file=sys.stderr)
+        if any(crate["links_libtorch"] for crate in crates):
+            print(
+                "tch builds for one PyTorch version only: see 'when torch moves' in docs/rust.md",
+                file=sys.stderr,
+            )
+        return 1
+    seconds = round(time.monotonic() - started, 1)
+    for crate in stale:
+        install(crate)
         record = {
-            "hash": digest,
+            "hash": crate["hash"],
             "crate": crate["crate"],
             "version": crate["version"],
             **({"binaries": crate["binaries"]} if crate["binaries"] else {}),
-            **crate_facts,
-            "built_seconds": round(time.monotonic() - started, 1),
+            **crate["facts"],
+            "built_seconds": seconds,  # of the one workspace build that built it
         }
         if crate["links_libtorch"]:  # with its build tag (+cpu, +cu130): the metadata lacks it
             record["libtorch"] = run(sys.executable, "-c", LIBTORCH_VERSION).strip()
-        (STAMPS / f"{module}.json").write_text(json.dumps(record, indent=1) + "\n")
-        print(f"{module}: installed ({record['built_seconds']} s)")
+        (STAMPS / f"{crate['module']}.json").write_text(json.dumps(record, indent=1) + "\n")
+        print(f"{crate['module']}: installed")
+    print(f"the Rust workspace: built in {seconds} s")
     return 0
 
 
