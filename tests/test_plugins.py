@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bench import cli, plugins
+from bench.execution import threads
 
 PLUGINS = Path(__file__).parent / "plugins"
 
@@ -26,6 +27,31 @@ def test_a_plugin_that_raises_at_import_is_listed_with_its_file_and_the_others_l
     assert broken.source.endswith("broken_import.py")
     assert "ImportError: this plugin is broken on purpose" in broken.error
     assert {"healthy", "crashing", "hanging"} <= set(found.names())
+
+
+def test_sources_not_cached_are_imported_several_at_once(tmp_path, monkeypatch):
+    # Each source's import waits until the other's has started: imported one after the
+    # other, the first would wait alone until its deadline and be listed as broken.
+    waiting = """
+        import time
+        from pathlib import Path
+        here = Path(__file__).parent
+        (here / "{me}.started").touch()
+        deadline = time.monotonic() + 20
+        while not (here / "{other}.started").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("imported alone")
+            time.sleep(0.02)
+    """
+    for me, other in (("first", "second"), ("second", "first")):
+        (tmp_path / f"{me}.py").write_text(textwrap.dedent(waiting.format(me=me, other=other)))
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    found = plugins.discover([tmp_path], builtin=False, installed=False)
+    assert not found.broken, found.broken
+    assert {path.name for path in tmp_path.glob("*.started")} == {
+        "first.started",
+        "second.started",
+    }
 
 
 def test_missing_requirement_makes_the_plugin_unavailable_with_the_reason():

@@ -22,7 +22,6 @@ process timed out or died) is a failed check too, and is not cached.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 import hashlib
@@ -32,7 +31,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import platformdirs
@@ -106,9 +105,11 @@ def gate_cases(
         else:
             plugin = (case.source, case.implementation)
             unchecked.setdefault(plugin, []).append((key, case, definition))
-    for key, found in _check_groups(list(unchecked.values())):
-        verdicts[key] = found
-        on_verdict(pairs[key][0], found)
+    # One process per implementation, several at once: the checks time nothing.
+    for _, found in launcher.in_parallel(_check, list(unchecked.values())):
+        for key, verdict in found.items():
+            verdicts[key] = verdict
+            on_verdict(pairs[key][0], verdict)
 
     def with_verdict(case: Case) -> Case:
         if case.id not in keys:
@@ -138,26 +139,6 @@ def _cached(key: str) -> Verdict | None:
         return Verdict(conformance, cached.get("unsupported"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _check_groups(groups: list[list[tuple[str, Case, dict]]]) -> Iterator[tuple[str, Verdict]]:
-    """Each implementation's group checked in its own process (`_check`), as many processes
-    at once as this one may use cores: each is limited to 1 thread, and the checks time
-    nothing, so they need no quiet machine. Verdicts come as their groups finish. Ctrl-C
-    kills every group's process before it propagates."""
-    lanes = max(1, min(len(groups), threads.available_cores()))
-    with concurrent.futures.ThreadPoolExecutor(lanes, thread_name_prefix="gate") as pool:
-        checking = [pool.submit(_check, group) for group in groups]
-        try:
-            for done in concurrent.futures.as_completed(checking):
-                yield from done.result().items()
-        except BaseException:
-            for future in checking:
-                future.cancel()
-            while not all(future.done() for future in checking):  # one may be starting its child
-                launcher.kill_running()
-                concurrent.futures.wait(checking, timeout=0.1)
-            raise
 
 
 def _check(group: list[tuple[str, Case, dict]]) -> dict[str, Verdict]:

@@ -12,19 +12,22 @@ command that started it, and nothing it started does either.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, NoReturn, TypeVar
 
 from bench.execution import threads
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+R = TypeVar("R")
 # The children `run_python` is waiting for, so that `kill_running` can end those that other
 # threads of this process wait for (the gate's lanes) when Ctrl-C reaches the main thread.
 _RUNNING: set[subprocess.Popen] = set()
@@ -103,6 +106,26 @@ def kill_running() -> None:
     for process in list(_RUNNING):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def in_parallel(work: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R]]:
+    """`(item, work(item))` for each item, as each finishes, with as many running at once as
+    this process may use cores: for work that waits on a child of `run_python` (the gate's
+    checks, the plugins' import probes), none of which measures anything. An exception, Ctrl-C
+    included, kills the children still running before it propagates."""
+    lanes = max(1, min(len(items), threads.available_cores()))
+    with concurrent.futures.ThreadPoolExecutor(lanes, thread_name_prefix="lane") as pool:
+        running = {pool.submit(work, item): item for item in items}
+        try:
+            for done in concurrent.futures.as_completed(running):
+                yield running[done], done.result()
+        except BaseException:
+            for future in running:
+                future.cancel()
+            while not all(future.done() for future in running):  # one may be starting its child
+                kill_running()
+                concurrent.futures.wait(running, timeout=0.1)
+            raise
 
 
 def exit_child(code: int) -> NoReturn:

@@ -82,14 +82,18 @@ def discover(
         ]
     cache = _read_cache()
     cache_changed = False
+    keys = {source: _cache_key(source, target) for source, target in sources}
+    # The sources not cached are imported, each in a process of its own, several at once.
+    uncached = [source for source, _ in sources if keys[source] not in cache]
+    probed = dict(launcher.in_parallel(_declare_in_subprocess, uncached))
     seen: dict[tuple[str, str], str] = {}
-    for source, target in sources:
-        key = _cache_key(source, target)
+    for source, _ in sources:
+        key = keys[source]
         if key in cache:
             infos = [PluginInfo.from_json(item) for item in cache[key]["declared"]]
             unregistered = cache[key]["unregistered"]
         else:
-            declared = _declare_in_subprocess(source)
+            declared = probed[source]
             if isinstance(declared, BrokenPlugin):
                 registry.broken.append(declared)
                 continue
