@@ -142,6 +142,8 @@ def test_a_run_stores_tidy_tables_and_pytest_benchmark_json(tmp_path):
     # would make two identical runs differ
     assert bench["params"] == {"case_id": mlp.case_id.iloc[0]}
     assert "UNSERIALIZABLE" not in text and not re.search(r"0x[0-9a-f]{6,}", text)
+    # pytest-benchmark's own machine_info, the CPU py-cpuinfo describes included
+    assert json.loads(text)["machine_info"]["cpu"]["arch"]
     csv_file = tmp_path / "compared.csv"
     exported = subprocess.run(
         [
@@ -159,6 +161,27 @@ def test_a_run_stores_tidy_tables_and_pytest_benchmark_json(tmp_path):
 
     shown = bench_command("show", results=results)
     assert shown.returncode == 0 and "dlfs-mlp" in shown.stdout
+
+
+def test_a_worker_asks_py_cpuinfo_once_per_boot_of_the_machine(tmp_path, monkeypatch):
+    import cpuinfo
+
+    from bench.execution import worker
+
+    cache = tmp_path / "cpu-info.json"
+    monkeypatch.setattr(worker, "CPU_INFO_CACHE", cache)
+    asked = []
+    monkeypatch.setattr(cpuinfo, "get_cpu_info", lambda: asked.append(1) or {"arch": "X"})
+    assert worker.cpu_info() == {"arch": "X"}
+    assert worker.cpu_info() == {"arch": "X"}
+    assert len(asked) == 1
+    cache.write_text(
+        cache.read_text().replace(
+            Path("/proc/sys/kernel/random/boot_id").read_text().strip(), "an earlier boot"
+        )
+    )
+    assert worker.cpu_info() == {"arch": "X"}
+    assert len(asked) == 2
 
 
 def test_threads_are_applied_and_recorded(tmp_path):
