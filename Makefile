@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(UV) uninstall $(UV_TARGET) triton 2>/dev/null || true
 	touch $@
 
-rust: $(STAMP)  ## the compiled implementations (cargo + maturin), rebuilt only when their sources change
+rust: $(STAMP)  ## the compiled implementations (one cargo build of the workspace), rebuilt only when their sources change
 	$(BIN)/python tools/build_rust.py
 
 bench: setup  ## every available case, quick profile (minutes); then the HTML report
