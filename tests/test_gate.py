@@ -19,6 +19,7 @@ from bench import outcomes, report
 from bench.conformance import gate
 from bench.execution import launcher, threads
 from bench.records import Case, Conformance
+from bench.scenarios import SCENARIOS, scenario_to_json
 from bench.store import RunStore
 
 HALFWAY = PLUGINS / "halfway"
@@ -219,3 +220,42 @@ def test_a_child_that_skips_the_interpreter_s_teardown_still_runs_its_atexit_han
     assert done.returncode == 3
     assert done.stdout == "its output"
     assert marker.read_text() == "yes"
+
+
+def test_a_gpu_case_is_checked_on_its_gpu_under_a_key_of_its_own(tmp_path, monkeypatch):
+    from bench import conformance
+    from bench.execution import devices
+
+    definition = {"name": "dlfs-mlp"}
+    on_cpu = _case(HALFWAY)
+    on_gpu = runs.case("dlfs-mlp", "halfway", source=f"path:{HALFWAY}", device="cuda:1")
+    assert gate.cache_key(on_gpu, definition) != gate.cache_key(on_cpu, definition)
+    # In the gate's process: the checks of the GPU pair run there, TF32 off first; the CPU
+    # pair's on the CPU, as before.
+    ran, exact = [], []
+
+    def run_checks(cls, scenarios, limited_here, device):
+        ran.append(device)
+        return []
+
+    monkeypatch.setattr(conformance, "run_checks", run_checks)
+    monkeypatch.setattr(devices, "exact_arithmetic", exact.append)
+    supported = type("Supported", (), {"why_unsupported": staticmethod(lambda scenario: None)})
+    monkeypatch.setattr(gate, "_plugin", lambda source, name, model: supported)
+    spec = {
+        "source": on_cpu.source,
+        "implementation": "halfway",
+        "pairs": [
+            {
+                "key": key,
+                "model": "mlp",
+                "scenario": scenario_to_json(SCENARIOS["dlfs-mlp"]),
+                "dataset": None,
+                "device": device,
+            }
+            for key, device in (("cpu-pair", None), ("gpu-pair", "cuda:1"))
+        ],
+    }
+    gate._check_here(spec, tmp_path / "verdicts.json")
+    assert ran == [None, "cuda:1"]
+    assert exact == ["cuda:1"]

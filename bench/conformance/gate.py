@@ -15,6 +15,8 @@ thread-limit check looks at that process instead of starting another. Verdicts a
   version (`plugins.source_digest`, which a cluster compares between machines too),
 - the harness: its version and a digest of the checks, the reference math and the contract,
 - the scenario's definition as the run stored it, with the digests of a dataset file,
+- the case's GPU, for a case that runs on one: its checks run there too, with TF32 off, as
+  `bench check --device` runs them,
 
 so that a warm cache costs a few file digests per pair. A check that could not finish (the
 process timed out or died) is a failed check too, and is not cached.
@@ -38,7 +40,7 @@ import platformdirs
 
 import bench
 from bench import outcomes, plugins
-from bench.execution import launcher, threads
+from bench.execution import devices, launcher, threads
 from bench.files import atomic_write_json, write_cache
 from bench.records import Case, Conformance
 
@@ -185,8 +187,15 @@ def cache_key(case: Case, definition: dict) -> str:
         harness_digest(),
         {name: value for name, value in definition.items() if name not in UNCHECKED_FIELDS},
         dataset.files if dataset is not None and dataset.from_file else None,
+        *([device] if (device := _checked_device(case)) else []),  # a CPU key as it always was
     ]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _checked_device(case: Case) -> str | None:
+    """Where the case's checks run: on its GPU, as `bench check --device` runs them (the
+    thread-limit check stays on the CPU); None for the CPU."""
+    return None if case.device == "cpu" else case.device
 
 
 @functools.cache
@@ -239,6 +248,7 @@ def _check_in_subprocess(group: list[tuple[str, Case, dict]]) -> dict[str, tuple
                 "dataset": case.dataset.location
                 if case.dataset and case.dataset.from_file
                 else None,
+                "device": _checked_device(case),
             }
             for key, case, definition in group
         ],
@@ -314,7 +324,9 @@ def _check_here(spec: dict, out: Path) -> None:
             if why := cls.why_unsupported(scenario):
                 result = {"results": [], "unsupported": why}
             else:
-                checked = conformance.run_checks(cls, [scenario], limited_here=True)
+                if device := pair.get("device"):  # held to the CPU's tolerances: TF32 off
+                    devices.exact_arithmetic(device)
+                checked = conformance.run_checks(cls, [scenario], limited_here=True, device=device)
                 result = {"results": [dataclasses.asdict(r) for r in checked]}
         except (Exception, SystemExit, KeyboardInterrupt) as error:
             result = _error(error)
