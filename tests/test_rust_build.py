@@ -38,11 +38,9 @@ def test_without_cargo_the_build_is_a_note_and_succeeds(tmp_path):
 
 
 def test_an_extension_crate_is_installed_as_a_module_that_python_imports(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import build_rust
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    import build_rust
+
     # What the workspace build leaves for a crate whose library is `bench_fake`, named as
     # cargo names a cdylib (a stand-in: the install only copies it).
     release = tmp_path / "target" / "release"

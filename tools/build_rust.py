@@ -150,9 +150,7 @@ def install(crate: dict) -> None:
         copies = [(built / name, rust_program_dir() / name) for name in crate["binaries"]]
     else:
         remove_distribution(crate["crate"])
-        extension = crate["module"] + sysconfig.get_config_var("EXT_SUFFIX")
-        site = Path(sysconfig.get_path("platlib"))
-        copies = [(built / f"lib{crate['module']}.so", site / extension)]
+        copies = [(built / f"lib{crate['module']}.so", extension_path(crate))]
     for source, installed_at in copies:
         staged = installed_at.with_name(f".{installed_at.name}.new")
         shutil.copy2(source, staged)
@@ -174,8 +172,13 @@ def installed(crate: dict) -> bool:
     """Whether the crate's extension module, or every one of its programs, is installed."""
     if crate["binaries"]:
         return all((rust_program_dir() / binary).is_file() for binary in crate["binaries"])
+    return extension_path(crate).is_file()
+
+
+def extension_path(crate: dict) -> Path:
+    """Where this environment imports the crate's extension module from."""
     extension = crate["module"] + sysconfig.get_config_var("EXT_SUFFIX")
-    return (Path(sysconfig.get_path("platlib")) / extension).is_file()
+    return Path(sysconfig.get_path("platlib")) / extension
 
 
 def lint() -> int:
